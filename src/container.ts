@@ -1,0 +1,96 @@
+import type { LabelApp } from "./app/label-app.js";
+import { loadApp } from "./app/load-app.js";
+import type { Config } from "./config/config.js";
+import { DatastoreService } from "./datastore/datastore.service.js";
+import { exportDataset } from "./datastore/export.js";
+import { StudiesFolder } from "./datastore/studies.js";
+import { type Database, openDatabase } from "./db/client.js";
+import { ImageRepository } from "./db/images.repo.js";
+import { JobRepository } from "./db/jobs.repo.js";
+import { LabelRepository } from "./db/labels.repo.js";
+import { SessionRepository } from "./db/sessions.repo.js";
+import { type PubSub, createEventBus } from "./events/pubsub.js";
+import type { JobCatalogue } from "./jobs/catalogue.js";
+import { InProcessJobQueue, type JobQueue } from "./jobs/queue.js";
+import { type Logger, createLogger } from "./logger.js";
+import { createObjectStore } from "./storage/factory.js";
+import type { ObjectStore } from "./storage/object-store.js";
+
+/** The composition root: plain factories, no DI framework. */
+export interface Container {
+  config: Config;
+  log: Logger;
+  database: Database;
+  store: ObjectStore;
+  pubsub: PubSub;
+  datastore: DatastoreService;
+  studies: StudiesFolder;
+  jobs: JobQueue<JobCatalogue>;
+  sessions: SessionRepository;
+  app: LabelApp;
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  /** Called while the studies folder is registered at start (the CLI draws a progress bar). */
+  onImportProgress?: (done: number, total: number) => void;
+  log?: Logger;
+}
+
+export async function buildContainer(config: Config, opts: BuildOptions = {}): Promise<Container> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const app = await loadApp({ appDir: config.appDir, studiesDir: config.studiesDir, conf: config.conf });
+  const database = await openDatabase(config.database);
+  const store = await createObjectStore(config.objectStore);
+  const pubsub = createEventBus();
+  const datastore = new DatastoreService({
+    images: new ImageRepository(database.db),
+    labels: new LabelRepository(database.db),
+    store,
+    pubsub,
+    readOnly: config.datastore.readOnly,
+  });
+  const studies = new StudiesFolder(datastore, {
+    dir: config.studiesDir,
+    extensions: config.datastore.extensions,
+    log: (m) => log.warn(m),
+    onProgress: opts.onImportProgress,
+  });
+  const jobs = new InProcessJobQueue<JobCatalogue>({
+    repo: new JobRepository(database.db),
+    pubsub,
+    handlers: {
+      exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
+    },
+    log: (m, e) => log.error(m, e),
+  });
+
+  const report = await studies.sync("import");
+  log.info(
+    `studies ${config.studiesDir}: ${report.imagesAdded} images and ${report.labelsAdded} labels registered, ` +
+      `${report.imagesRemoved + report.labelsRemoved} removed, ${report.skipped.length} skipped`,
+  );
+  if (config.datastore.autoReload) {
+    await studies.watch();
+  }
+  await jobs.start();
+
+  return {
+    config,
+    log,
+    database,
+    store,
+    pubsub,
+    datastore,
+    studies,
+    jobs,
+    sessions: new SessionRepository(database.db),
+    app,
+    async close() {
+      await studies.close();
+      await jobs.stop();
+      await store.close?.();
+      await database.close();
+    },
+  };
+}

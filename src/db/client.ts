@@ -1,0 +1,39 @@
+import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient as PgClient } from "./generated/postgresql/client.js";
+import { PrismaClient as SqliteClient } from "./generated/sqlite/client.js";
+import { applyMigrations } from "./migrate.js";
+
+/**
+ * Both generated clients come from the same models (scripts/prisma.ts derives one schema from the
+ * other), so the SQLite client's type describes either.
+ */
+export type Db = SqliteClient;
+
+export type DatabaseConfig = { provider: "sqlite"; path: string } | { provider: "postgresql"; url: string };
+
+export interface Database {
+  db: Db;
+  provider: DatabaseConfig["provider"];
+  close(): Promise<void>;
+}
+
+/** `?schema=NAME` on a PostgreSQL URL selects the schema (tests use one schema each). */
+export function postgresSchema(url: string): string | undefined {
+  return new URL(url).searchParams.get("schema") ?? undefined;
+}
+
+/** Opens the database and applies any pending migrations first. */
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  await applyMigrations(config);
+  if (config.provider === "sqlite") {
+    const db = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: config.path, timeout: 10_000 }) });
+    return { db, provider: "sqlite", close: () => db.$disconnect() };
+  }
+  const schema = postgresSchema(config.url);
+  const url = new URL(config.url);
+  url.searchParams.delete("schema");
+  const adapter = new PrismaPg({ connectionString: url.toString(), max: 10 }, schema ? { schema } : undefined);
+  const db = new PgClient({ adapter }) as unknown as Db;
+  return { db, provider: "postgresql", close: () => db.$disconnect() };
+}

@@ -1,0 +1,19 @@
+import { createPubSub, SlidingBuffer } from "@graphql-yoga/subscription";
+import type { DatastoreChange } from "../datastore/types.js";
+import type { JobRecord } from "../db/jobs.repo.js";
+
+/**
+ * Every realtime topic and its payload. Services publish; GraphQL subscription fields only subscribe.
+ * The default event target is in-process; a Redis event target can replace it for several servers.
+ */
+export type Topics = {
+  "datastore:changed": [DatastoreChange];
+  "job:updated": [JobRecord];
+};
+
+export type PubSub = ReturnType<typeof createEventBus>;
+
+export function createEventBus() {
+  // A slow subscriber drops its oldest events instead of failing the publisher.
+  return createPubSub<Topics>({ repeaterBuffer: new SlidingBuffer(1024) });
+}

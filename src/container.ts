@@ -44,7 +44,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
   const store = await createObjectStore(config.objectStore);
   const pubsub = createEventBus();
   const datastore = new DatastoreService({
-    images: new ImageRepository(database.db),
+    images: new ImageRepository(database),
     labels: new LabelRepository(database.db),
     store,
     pubsub,

@@ -123,7 +123,7 @@ export function buildServer(container: Container): Server {
         res.writeHead(302, { location: `${prefix}/graphql` }).end();
         return;
       }
-      await yoga.handleNodeRequestAndResponse(req, res, {});
+      await yoga.requestListener(req, res);
     } catch (err) {
       if (res.headersSent) {
         res.destroy(err as Error);

@@ -15,8 +15,12 @@ export type DatabaseConfig = { provider: "sqlite"; path: string } | { provider: 
 export interface Database {
   db: Db;
   provider: DatabaseConfig["provider"];
+  /** A table name quoted (and schema-qualified on PostgreSQL) for the few raw queries Prisma cannot express. */
+  table(name: string): string;
   close(): Promise<void>;
 }
+
+const quote = (ident: string) => `"${ident.replaceAll('"', '""')}"`;
 
 /** `?schema=NAME` on a PostgreSQL URL selects the schema (tests use one schema each). */
 export function postgresSchema(url: string): string | undefined {
@@ -28,12 +32,17 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   await applyMigrations(config);
   if (config.provider === "sqlite") {
     const db = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: config.path, timeout: 10_000 }) });
-    return { db, provider: "sqlite", close: () => db.$disconnect() };
+    return { db, provider: "sqlite", table: quote, close: () => db.$disconnect() };
   }
   const schema = postgresSchema(config.url);
   const url = new URL(config.url);
   url.searchParams.delete("schema");
   const adapter = new PrismaPg({ connectionString: url.toString(), max: 10 }, schema ? { schema } : undefined);
   const db = new PgClient({ adapter }) as unknown as Db;
-  return { db, provider: "postgresql", close: () => db.$disconnect() };
+  return {
+    db,
+    provider: "postgresql",
+    table: (name) => (schema ? `${quote(schema)}.${quote(name)}` : quote(name)),
+    close: () => db.$disconnect(),
+  };
 }

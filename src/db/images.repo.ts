@@ -1,5 +1,5 @@
 import type { DatastoreStatus, ImageFilter, ImageRecord, Info } from "../datastore/types.js";
-import type { Db } from "./client.js";
+import type { Database, Db } from "./client.js";
 import type { Prisma } from "./generated/sqlite/client.js";
 import { asInfo, asNumbers } from "./json.js";
 
@@ -32,7 +32,10 @@ function where(filter: ImageFilter): Prisma.ImageWhereInput {
 }
 
 export class ImageRepository {
-  constructor(private readonly db: Db) {}
+  private readonly db: Db;
+  constructor(private readonly database: Database) {
+    this.db = database.db;
+  }
 
   async get(id: string): Promise<ImageRecord | null> {
     const row = await this.db.image.findUnique({ where: { id } });
@@ -141,8 +144,10 @@ export class ImageRepository {
     const [total, completed, tags] = await Promise.all([
       this.db.image.count(),
       this.count({ labeled: true }),
-      this.db.$queryRaw<{ tag: string; n: bigint | number }[]>`
-        SELECT "tag", COUNT(DISTINCT "imageId") AS n FROM "Label" GROUP BY "tag" ORDER BY "tag"`,
+      // Images per tag (not label versions): COUNT(DISTINCT) has no Prisma query form.
+      this.db.$queryRawUnsafe<{ tag: string; n: bigint | number }[]>(
+        `SELECT "tag", COUNT(DISTINCT "imageId") AS n FROM ${this.database.table("Label")} GROUP BY "tag" ORDER BY "tag"`,
+      ),
     ]);
     return { total, completed, labelTags: Object.fromEntries(tags.map((t) => [t.tag, Number(t.n)])) };
   }

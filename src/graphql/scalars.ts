@@ -63,7 +63,9 @@ builder.scalarType("File", {
     throw new GraphQLError("File is an input-only scalar");
   },
   parseValue: (v) => {
-    if (!(v instanceof Blob)) {
+    // Yoga's multipart parser hands over a WHATWG File (possibly its own ponyfill, not Node's class).
+    const file = v as { stream?: unknown; arrayBuffer?: unknown } | null;
+    if (typeof file?.stream !== "function" || typeof file.arrayBuffer !== "function") {
       throw new GraphQLError("expected a file upload (GraphQL multipart request)");
     }
     return v as File;

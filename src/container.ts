@@ -9,10 +9,10 @@ import { ImageRepository } from "./db/images.repo.js";
 import { JobRepository } from "./db/jobs.repo.js";
 import { LabelRepository } from "./db/labels.repo.js";
 import { SessionRepository } from "./db/sessions.repo.js";
-import { type PubSub, createEventBus } from "./events/pubsub.js";
+import { createEventBus, type PubSub } from "./events/pubsub.js";
 import type { JobCatalogue } from "./jobs/catalogue.js";
 import { InProcessJobQueue, type JobQueue } from "./jobs/queue.js";
-import { type Logger, createLogger } from "./logger.js";
+import { createLogger, type Logger } from "./logger.js";
 import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
 

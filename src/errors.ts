@@ -67,9 +67,13 @@ export class ReadOnlyError extends LabelgraphError {
 export const imageNotFound = (id: string) =>
   new NotFoundError(ErrorCode.IMAGE_NOT_FOUND, `image ${JSON.stringify(id)} not found`, { id });
 export const labelNotFound = (imageId: string, tag: string) =>
-  new NotFoundError(ErrorCode.LABEL_NOT_FOUND, `label ${JSON.stringify(tag)} of image ${JSON.stringify(imageId)} not found`, {
-    imageId,
-    tag,
-  });
+  new NotFoundError(
+    ErrorCode.LABEL_NOT_FOUND,
+    `label ${JSON.stringify(tag)} of image ${JSON.stringify(imageId)} not found`,
+    {
+      imageId,
+      tag,
+    },
+  );
 export const objectNotFound = (key: string) =>
   new NotFoundError(ErrorCode.OBJECT_NOT_FOUND, `object ${JSON.stringify(key)} not found`, { key });

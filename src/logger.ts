@@ -9,11 +9,15 @@ export interface Logger {
 const LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LEVELS)[number];
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger {
+export function createLogger(
+  level: LogLevel,
+  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Logger {
   const min = LEVELS.indexOf(level);
   const at = (lvl: LogLevel) => (msg: string, err?: unknown) => {
     if (LEVELS.indexOf(lvl) >= min) {
-      const detail = err instanceof Error ? `: ${err.stack ?? err.message}` : err === undefined ? "" : `: ${String(err)}`;
+      const detail =
+        err instanceof Error ? `: ${err.stack ?? err.message}` : err === undefined ? "" : `: ${String(err)}`;
       write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${detail}`);
     }
   };

@@ -19,26 +19,41 @@ program
   .option("-i, --host <host>", "address to listen on")
   .addOption(new Option("-p, --port <port>", "port to listen on").argParser((v) => Number(v)))
   .option("--log-level <level>", "debug, info, warn or error")
-  .action(async (opts: { app?: string; studies: string; conf?: string[]; host?: string; port?: number; logLevel?: string }) => {
-    const conf: Record<string, string> = {};
-    const pairs = opts.conf ?? [];
-    if (pairs.length % 2 !== 0) {
-      fail(`--conf takes KEY VALUE pairs; got ${pairs.join(" ")}`);
-    }
-    for (let i = 0; i < pairs.length; i += 2) {
-      conf[pairs[i] as string] = pairs[i + 1] as string;
-    }
-    const env = { ...process.env, ...(opts.logLevel ? { LABELGRAPH_LOG_LEVEL: opts.logLevel } : {}) };
-    try {
-      const config = loadConfig(env, { app: opts.app, studies: opts.studies, host: opts.host, port: opts.port, conf });
-      await startServer(config);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        fail(err.message);
+  .action(
+    async (opts: {
+      app?: string;
+      studies: string;
+      conf?: string[];
+      host?: string;
+      port?: number;
+      logLevel?: string;
+    }) => {
+      const conf: Record<string, string> = {};
+      const pairs = opts.conf ?? [];
+      if (pairs.length % 2 !== 0) {
+        fail(`--conf takes KEY VALUE pairs; got ${pairs.join(" ")}`);
       }
-      throw err;
-    }
-  });
+      for (let i = 0; i < pairs.length; i += 2) {
+        conf[pairs[i] as string] = pairs[i + 1] as string;
+      }
+      const env = { ...process.env, ...(opts.logLevel ? { LABELGRAPH_LOG_LEVEL: opts.logLevel } : {}) };
+      try {
+        const config = loadConfig(env, {
+          app: opts.app,
+          studies: opts.studies,
+          host: opts.host,
+          port: opts.port,
+          conf,
+        });
+        await startServer(config);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          fail(err.message);
+        }
+        throw err;
+      }
+    },
+  );
 
 program
   .command("print-schema")

@@ -35,7 +35,10 @@ const list = (def: string[]) =>
         ctx.addIssue({ code: "custom", message: "expected a JSON array of strings" });
         return z.NEVER;
       }
-      return v.split(",").map((s) => s.trim()).filter(Boolean);
+      return v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
     });
 
 export const envSchema = z.object({
@@ -102,7 +105,11 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig(env: Record<string, string | undefined>, cli: CliOverrides = {}, cwd = process.cwd()): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  cli: CliOverrides = {},
+  cwd = process.cwd(),
+): Config {
   const parsed = envSchema.safeParse(env);
   const problems: string[] = [];
   if (!parsed.success) {
@@ -119,7 +126,12 @@ export function loadConfig(env: Record<string, string | undefined>, cli: CliOver
   }
   const e = parsed.data;
   if (e?.LABELGRAPH_OBJECT_STORE === "s3") {
-    for (const k of ["LABELGRAPH_S3_ENDPOINT", "LABELGRAPH_S3_BUCKET", "LABELGRAPH_S3_ACCESS_KEY", "LABELGRAPH_S3_SECRET_KEY"] as const) {
+    for (const k of [
+      "LABELGRAPH_S3_ENDPOINT",
+      "LABELGRAPH_S3_BUCKET",
+      "LABELGRAPH_S3_ACCESS_KEY",
+      "LABELGRAPH_S3_SECRET_KEY",
+    ] as const) {
       if (!e[k]) {
         problems.push(`${k} is required when LABELGRAPH_OBJECT_STORE=s3`);
       }

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ImageRepository } from "../db/images.repo.js";
 import type { LabelRepository } from "../db/labels.repo.js";
-import { ReadOnlyError, ShapeMismatchError, imageNotFound, labelNotFound } from "../errors.js";
+import { imageNotFound, labelNotFound, ReadOnlyError, ShapeMismatchError } from "../errors.js";
 import type { PubSub } from "../events/pubsub.js";
 import { splitImageFileName } from "../io/extensions.js";
 import { readImageHeader } from "../io/header.js";
@@ -255,7 +255,11 @@ export class DatastoreService {
 
   async updateLabelInfo(imageId: string, tag: string, info: Info, user?: string | null, source: ChangeSource = "api") {
     this.guard(source);
-    const label = await this.deps.labels.mergeInfo(assertSafeId(imageId), assertSafeTag(tag), user ? { ...info, user } : info);
+    const label = await this.deps.labels.mergeInfo(
+      assertSafeId(imageId),
+      assertSafeTag(tag),
+      user ? { ...info, user } : info,
+    );
     if (!label) {
       throw labelNotFound(imageId, tag);
     }

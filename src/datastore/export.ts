@@ -25,7 +25,8 @@ export async function exportDataset(
   if (all.length === 0) {
     throw new LabelgraphError(ErrorCode.EMPTY_DATASET, "no image has a final label: nothing to export");
   }
-  const n = params.limitCases && params.limitCases >= 1 && params.limitCases < all.length ? params.limitCases : all.length;
+  const n =
+    params.limitCases && params.limitCases >= 1 && params.limitCases < all.length ? params.limitCases : all.length;
   const pairs = all.slice(0, n);
   const dir = await mkdtemp(join(tmpdir(), "labelgraph-export-"));
   try {
@@ -37,7 +38,10 @@ export async function exportDataset(
       if (ctx.signal.aborted) {
         throw new Error("cancelled");
       }
-      const [image, label] = await Promise.all([datastore.getImage(pair.image), datastore.getLabel(pair.image, "final")]);
+      const [image, label] = await Promise.all([
+        datastore.getImage(pair.image),
+        datastore.getLabel(pair.image, "final"),
+      ]);
       zip.addReadStream(await store.get(image.objectKey), `image/${image.id}${image.extension}`);
       zip.addReadStream(await store.get(label.objectKey), `label/${image.id}${label.extension}`);
       metadata[image.id] = { image: image.info, label: label.info };

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
 import { LabelgraphError } from "../errors.js";
@@ -35,7 +35,13 @@ export interface SyncReport {
 }
 
 const toRegex = (pattern: string) =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    "i",
+  );
 
 interface V2Json {
   objects?: Record<string, { image?: { info?: Info }; labels?: Record<string, { info?: Info }> }>;
@@ -156,7 +162,10 @@ export class StudiesFolder {
         });
         report.imagesAdded++;
       } catch (err) {
-        report.skipped.push({ path, reason: err instanceof LabelgraphError || err instanceof Error ? err.message : String(err) });
+        report.skipped.push({
+          path,
+          reason: err instanceof LabelgraphError || err instanceof Error ? err.message : String(err),
+        });
       }
       tick();
     });

@@ -57,9 +57,7 @@ export class ImageRepository {
     return this.db.$transaction(async (tx) => {
       const prev = await tx.image.findUnique({ where: { id: image.id } });
       const data = { ...image, size: BigInt(image.size), info: image.info as Prisma.InputJsonObject };
-      const row = prev
-        ? await tx.image.update({ where: { id: image.id }, data })
-        : await tx.image.create({ data });
+      const row = prev ? await tx.image.update({ where: { id: image.id }, data }) : await tx.image.create({ data });
       return { image: toRecord(row), previous: prev ? toRecord(prev) : null };
     });
   }

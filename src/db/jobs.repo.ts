@@ -73,7 +73,9 @@ export class JobRepository {
   }
 
   async count(filter: JobFilter): Promise<number> {
-    return this.db.job.count({ where: { kind: filter.kind, status: filter.status ? { in: filter.status } : undefined } });
+    return this.db.job.count({
+      where: { kind: filter.kind, status: filter.status ? { in: filter.status } : undefined },
+    });
   }
 
   /** Jobs a previous process left behind, oldest first. */

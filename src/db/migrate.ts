@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import BetterSqlite3 from "better-sqlite3";
@@ -27,7 +27,9 @@ export function listMigrations(provider: DatabaseConfig["provider"]): Migration[
 
 export async function applyMigrations(config: DatabaseConfig): Promise<string[]> {
   const migrations = listMigrations(config.provider);
-  return config.provider === "sqlite" ? migrateSqlite(config.path, migrations) : migratePostgres(config.url, migrations);
+  return config.provider === "sqlite"
+    ? migrateSqlite(config.path, migrations)
+    : migratePostgres(config.url, migrations);
 }
 
 function migrateSqlite(path: string, migrations: Migration[]): string[] {

@@ -23,10 +23,23 @@ export const ErrorInterface = builder.interfaceRef<LabelgraphError>("Error").imp
   }),
 });
 
-const plain = (cls: typeof LabelgraphError | (new (...args: never[]) => LabelgraphError), name: string, description: string) =>
-  builder.objectType(cls as typeof LabelgraphError, { name, description, interfaces: [ErrorInterface], fields: () => ({}) });
+const plain = (
+  cls: typeof LabelgraphError | (new (...args: never[]) => LabelgraphError),
+  name: string,
+  description: string,
+) =>
+  builder.objectType(cls as typeof LabelgraphError, {
+    name,
+    description,
+    interfaces: [ErrorInterface],
+    fields: () => ({}),
+  });
 
-plain(LabelgraphError, "ClientError", "Any other error the client can act on (EMPTY_DATASET, TASK_ALREADY_RUNNING ...)");
+plain(
+  LabelgraphError,
+  "ClientError",
+  "Any other error the client can act on (EMPTY_DATASET, TASK_ALREADY_RUNNING ...)",
+);
 plain(NotFoundError, "NotFoundError", "IMAGE_NOT_FOUND, LABEL_NOT_FOUND, JOB_NOT_FOUND ...");
 plain(InvalidImageError, "InvalidImageError", "The file is not a readable image of a supported format");
 plain(InvalidIdError, "InvalidIdError", "An id, tag or extension with characters that are not allowed");

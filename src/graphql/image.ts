@@ -126,7 +126,8 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   uploadImage: t.field({
     type: ImageRef,
-    description: "Adds an image (or replaces the one with the same id). The id defaults to the file name minus its extension.",
+    description:
+      "Adds an image (or replaces the one with the same id). The id defaults to the file name minus its extension.",
     errors: { types: datastoreErrors },
     args: {
       input: t.arg({

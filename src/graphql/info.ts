@@ -8,9 +8,10 @@ const NamedTask = builder.simpleObject("NamedTask", {
 const named = (tasks: Record<string, unknown>) =>
   Object.entries(tasks).map(([name, task]) => ({
     name,
-    info: typeof task === "object" && task !== null && "info" in task && typeof task.info === "function"
-      ? (task.info() as Record<string, unknown>)
-      : {},
+    info:
+      typeof task === "object" && task !== null && "info" in task && typeof task.info === "function"
+        ? (task.info() as Record<string, unknown>)
+        : {},
   }));
 
 builder.queryField("info", (t) =>

@@ -58,7 +58,8 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   exportDataset: t.field({
     type: JobRef,
-    description: "Starts a job that zips the final-labeled pairs (MONAI's dataset archive); download from Job.downloadUrl",
+    description:
+      "Starts a job that zips the final-labeled pairs (MONAI's dataset archive); download from Job.downloadUrl",
     errors: { types: datastoreErrors },
     args: { limitCases: t.arg.int({ required: false }) },
     resolve: (_r, args, ctx) => ctx.services.jobs.enqueue("exportDataset", { limitCases: args.limitCases ?? null }),

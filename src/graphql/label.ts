@@ -6,7 +6,8 @@ import { withUpload } from "./upload.js";
 export const LabelRef = builder.objectRef<LabelRecord>("Label");
 
 LabelRef.implement({
-  description: "One version of an image's label under a tag (`original` from the model, `final` from the annotator, or any other)",
+  description:
+    "One version of an image's label under a tag (`original` from the model, `final` from the annotator, or any other)",
   fields: (t) => ({
     id: t.id({ description: "imageId/tag/version", resolve: (l) => `${l.imageId}/${l.tag}/${l.version}` }),
     imageId: t.exposeID("imageId"),
@@ -36,7 +37,8 @@ LabelRef.implement({
 builder.mutationFields((t) => ({
   saveLabel: t.field({
     type: LabelRef,
-    description: "Saves a new version of the image's label under `tag` (default `final`). Its spatial shape must match the image's.",
+    description:
+      "Saves a new version of the image's label under `tag` (default `final`). Its spatial shape must match the image's.",
     errors: { types: datastoreErrors },
     args: {
       input: t.arg({

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { FINISHED, type JobFilter, type JobRecord, type JobRepository, JobStatus } from "../db/jobs.repo.js";
 import { ErrorCode, LabelgraphError, NotFoundError } from "../errors.js";
 import type { PubSub } from "../events/pubsub.js";
-import { FINISHED, type JobFilter, type JobRecord, type JobRepository, JobStatus } from "../db/jobs.repo.js";
 import type { CatalogueShape, JobHandlers, JobKindOf } from "./catalogue.js";
 
 /** The queue port: the in-process queue below is the default; a Redis-backed one can implement the same. */
@@ -22,8 +22,11 @@ export interface JobQueue<C extends CatalogueShape> {
 export const jobNotFound = (id: string) =>
   new NotFoundError(ErrorCode.JOB_NOT_FOUND, `job ${JSON.stringify(id)} not found`, { id });
 
+/** What the queue needs of job persistence; JobRepository (Prisma) is the real one, tests use an in-memory fake. */
+export type JobStore = Pick<JobRepository, "create" | "get" | "update" | "list" | "count" | "unfinished">;
+
 interface Options<C extends CatalogueShape> {
-  repo: JobRepository;
+  repo: JobStore;
   pubsub: PubSub;
   handlers: JobHandlers<C>;
   /** Jobs of one kind run at most this many at a time (default 1, as MONAI runs one task of a kind). */
@@ -48,7 +51,9 @@ export class InProcessJobQueue<C extends CatalogueShape> implements JobQueue<C> 
   }
 
   private handler(kind: string) {
-    const h = (this.opts.handlers as Record<string, ((p: unknown, ctx: unknown) => Promise<unknown>) | undefined>)[kind];
+    const h = (this.opts.handlers as Record<string, ((p: unknown, ctx: unknown) => Promise<unknown>) | undefined>)[
+      kind
+    ];
     if (!h) {
       throw new LabelgraphError(ErrorCode.INVALID_INPUT, `unknown job kind ${JSON.stringify(kind)}`);
     }

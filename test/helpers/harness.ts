@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { type Config, loadConfig } from "../../src/config/config.js";
-import { type Container, buildContainer } from "../../src/container.js";
+import { buildContainer, type Container } from "../../src/container.js";
 import { createLogger } from "../../src/logger.js";
 import { buildServer } from "../../src/server.js";
 import { type RunningS3rver, startS3rver } from "./s3rver.js";
@@ -60,7 +60,12 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       LABELGRAPH_S3_SECRET_KEY: s3.secretKey,
     });
   }
-  const config = loadConfig(env, { studies: opts.studies ?? join(dir, "studies"), app: opts.app, port: 0, host: "127.0.0.1" });
+  const config = loadConfig(env, {
+    studies: opts.studies ?? join(dir, "studies"),
+    app: opts.app,
+    port: 0,
+    host: "127.0.0.1",
+  });
   const container = await buildContainer(config, { log: createLogger("error") });
   return {
     container,
@@ -121,7 +126,9 @@ export async function startTestServer(opts: HarnessOptions = {}): Promise<TestSe
       });
       form.append("operations", JSON.stringify({ query, variables: vars }));
       form.append("map", JSON.stringify(map));
-      Object.entries(files).forEach(([, f], i) => form.append(String(i), new Blob([new Uint8Array(f.data)]), f.name));
+      for (const [i, f] of Object.values(files).entries()) {
+        form.append(String(i), new Blob([new Uint8Array(f.data)]), f.name);
+      }
       const res = await fetch(`${url}/graphql`, { method: "POST", body: form });
       return res.json() as never;
     },

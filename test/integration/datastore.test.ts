@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatastoreChange } from "../../src/datastore/types.js";
 import { LabelgraphError } from "../../src/errors.js";
 import { fixture } from "../helpers/fixtures.js";
-import { type Harness, type HarnessOptions, createHarness } from "../helpers/harness.js";
+import { createHarness, type Harness, type HarnessOptions } from "../helpers/harness.js";
 
 const backends: [string, HarnessOptions][] = [
   ["SQLite + filesystem", { provider: "sqlite", store: "fs" }],

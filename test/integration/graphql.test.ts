@@ -3,7 +3,7 @@ import { createClient } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { fixture } from "../helpers/fixtures.js";
-import { type TestServer, startTestServer } from "../helpers/harness.js";
+import { startTestServer, type TestServer } from "../helpers/harness.js";
 
 const UPLOAD = /* GraphQL */ `
   mutation ($file: File!, $id: String, $info: JSONObject) {
@@ -45,10 +45,14 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
   });
 
   it("uploads a real NIfTI as a multipart request and serves it back at its url", async () => {
-    const r = await s.upload<{ uploadImage: Row }>(UPLOAD, { file: null, info: { site: "MNI" } }, {
-      file: { data: ch2, name: "colin27.nii.gz" },
-    });
-    const image = (r.data?.uploadImage as { data: Row }).data;
+    const r = await s.upload<{ uploadImage: Row }>(
+      UPLOAD,
+      { file: null, info: { site: "MNI" } },
+      {
+        file: { data: ch2, name: "colin27.nii.gz" },
+      },
+    );
+    const image = (r.data?.uploadImage as { data: Row } | undefined)?.data ?? {};
     expect(image).toMatchObject({ id: "colin27", dimensions: [181, 217, 181], spacing: [1, 1, 1], labeled: false });
     expect(image.info).toMatchObject({ site: "MNI", user: "admin", name: "colin27.nii.gz" });
     const res = await fetch(image.url as string);
@@ -58,10 +62,17 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
 
   it("saves label versions and lists them on the image", async () => {
     for (let i = 0; i < 2; i++) {
-      const r = await s.upload<{ saveLabel: Row }>(SAVE, { imageId: "colin27", file: null }, {
-        file: { data: ch2bet, name: "colin27.nii.gz" },
+      const r = await s.upload<{ saveLabel: Row }>(
+        SAVE,
+        { imageId: "colin27", file: null },
+        {
+          file: { data: ch2bet, name: "colin27.nii.gz" },
+        },
+      );
+      expect(r.data?.saveLabel).toMatchObject({
+        __typename: "SaveLabelSuccess",
+        data: { tag: "final", version: i + 1 },
       });
-      expect(r.data?.saveLabel).toMatchObject({ __typename: "SaveLabelSuccess", data: { tag: "final", version: i + 1 } });
     }
     const r = await s.gql<{ image: Row }>(
       `{ image(id: "colin27") { labeled labels { tag version author url } label(tag: "final", version: 1) { version } } }`,
@@ -77,9 +88,13 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
 
   it("returns typed errors and leaves the datastore unchanged", async () => {
     const before = await s.gql("{ datastoreStatus { total completed labelTags } }");
-    const mismatch = await s.upload<{ saveLabel: Row }>(SAVE, { imageId: "colin27", file: null }, {
-      file: { data: anatomical, name: "a.nii" },
-    });
+    const mismatch = await s.upload<{ saveLabel: Row }>(
+      SAVE,
+      { imageId: "colin27", file: null },
+      {
+        file: { data: anatomical, name: "a.nii" },
+      },
+    );
     expect(mismatch.data?.saveLabel).toEqual({
       __typename: "ShapeMismatchError",
       imageShape: [181, 217, 181],
@@ -87,21 +102,37 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
       code: "SHAPE_MISMATCH",
       message: expect.stringContaining("does not match"),
     });
-    const truncated = await s.upload<{ uploadImage: Row }>(UPLOAD, { file: null }, {
-      file: { data: ch2.subarray(0, 50_000), name: "t.nii.gz" },
-    });
+    const truncated = await s.upload<{ uploadImage: Row }>(
+      UPLOAD,
+      { file: null },
+      {
+        file: { data: ch2.subarray(0, 50_000), name: "t.nii.gz" },
+      },
+    );
     expect(truncated.data?.uploadImage).toMatchObject({ __typename: "InvalidImageError", code: "INVALID_IMAGE" });
-    const png = await s.upload<{ uploadImage: Row }>(UPLOAD, { file: null }, {
-      file: { data: await readFile(fixture("cell.png")), name: "cell.nii" },
-    });
+    const png = await s.upload<{ uploadImage: Row }>(
+      UPLOAD,
+      { file: null },
+      {
+        file: { data: await readFile(fixture("cell.png")), name: "cell.nii" },
+      },
+    );
     expect(png.data?.uploadImage).toMatchObject({ code: "INVALID_IMAGE" });
-    const traversal = await s.upload<{ uploadImage: Row }>(UPLOAD, { file: null, id: "../../etc" }, {
-      file: { data: anatomical, name: "a.nii" },
-    });
+    const traversal = await s.upload<{ uploadImage: Row }>(
+      UPLOAD,
+      { file: null, id: "../../etc" },
+      {
+        file: { data: anatomical, name: "a.nii" },
+      },
+    );
     expect(traversal.data?.uploadImage).toMatchObject({ __typename: "InvalidIdError", code: "INVALID_ID" });
-    const missing = await s.upload<{ saveLabel: Row }>(SAVE, { imageId: "nope", file: null }, {
-      file: { data: anatomical, name: "a.nii" },
-    });
+    const missing = await s.upload<{ saveLabel: Row }>(
+      SAVE,
+      { imageId: "nope", file: null },
+      {
+        file: { data: anatomical, name: "a.nii" },
+      },
+    );
     expect(missing.data?.saveLabel).toMatchObject({ __typename: "NotFoundError", code: "IMAGE_NOT_FOUND" });
     const del = await s.gql(`mutation { deleteImage(id: "nope") { __typename ... on Error { code } } }`);
     expect(del.data).toEqual({ deleteImage: { __typename: "NotFoundError", code: "IMAGE_NOT_FOUND" } });
@@ -115,7 +146,9 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
     await s.upload(UPLOAD, { file: null, id: "anat2" }, { file: { data: anatomical, name: "anatomical.nii" } });
     const q = `query ($after: String, $filter: ImageFilter) {
       images(first: 2, after: $after, filter: $filter) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }`;
-    type Conn = { images: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string }; edges: { node: Row }[] } };
+    type Conn = {
+      images: { totalCount: number; pageInfo: { hasNextPage: boolean; endCursor: string }; edges: { node: Row }[] };
+    };
     const p1 = (await s.gql<Conn>(q)).data?.images;
     expect(p1?.totalCount).toBe(3);
     expect(p1?.edges.map((e) => e.node.id)).toEqual(["anat", "anat2"]);
@@ -148,7 +181,11 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
       );
     });
     await new Promise((r) => setTimeout(r, 200));
-    await s.upload(SAVE, { imageId: "anat", file: null, tag: "original" }, { file: { data: anatomical, name: "a.nii" } });
+    await s.upload(
+      SAVE,
+      { imageId: "anat", file: null, tag: "original" },
+      { file: { data: anatomical, name: "a.nii" } },
+    );
     await s.gql(`mutation { updateImageInfo(id: "anat", info: { reviewed: true }) { __typename } }`);
     await s.gql(`mutation { deleteImage(id: "anat2") { __typename } }`);
     await done;
@@ -185,7 +222,9 @@ describe("GraphQL over HTTP, graphql-ws and SSE", () => {
   });
 
   it("runs an export job whose progress streams over graphql-ws and whose zip downloads", async () => {
-    const r = await s.gql<{ exportDataset: { data: Row } }>(`mutation { exportDataset { ... on ExportDatasetSuccess { data { id status } } } }`);
+    const r = await s.gql<{ exportDataset: { data: Row } }>(
+      `mutation { exportDataset { ... on ExportDatasetSuccess { data { id status } } } }`,
+    );
     const id = r.data?.exportDataset.data.id as string;
     const client = createClient({ url: `ws://127.0.0.1:${s.port}/graphql`, webSocketImpl: WebSocket });
     const seen: Row[] = [];

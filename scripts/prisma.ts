@@ -5,7 +5,7 @@
  *   tsx scripts/prisma.ts check      -> fails when the postgresql schema drifted from the SQLite one
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
@@ -18,7 +18,10 @@ function derivePg(): string {
     .replace("../src/db/generated/sqlite", "../../src/db/generated/postgresql")
     .replace('provider = "sqlite"', 'provider = "postgresql"')
     .replace('url      = "file:./unused.db"', 'url      = "postgresql://localhost/unused"')
-    .replace(/^\/\/ The labelgraph data model[\s\S]*?\n\n/, "// GENERATED from prisma/schema.prisma by scripts/prisma.ts: do not edit.\n\n");
+    .replace(
+      /^\/\/ The labelgraph data model[\s\S]*?\n\n/,
+      "// GENERATED from prisma/schema.prisma by scripts/prisma.ts: do not edit.\n\n",
+    );
 }
 
 function prisma(...args: string[]): string {
@@ -39,7 +42,9 @@ if (cmd === "generate") {
   for (const [provider, schema] of Object.entries(providers)) {
     const dir = join(root, "prisma/migrations", provider);
     mkdirSync(dir, { recursive: true });
-    const existing = readdirSync(dir).filter((d) => /^\d{4}_/.test(d)).sort();
+    const existing = readdirSync(dir)
+      .filter((d) => /^\d{4}_/.test(d))
+      .sort();
     const shadow = join(dir, "..", `.${provider}-applied.prisma`);
     const from = existing.length === 0 ? ["--from-empty"] : ["--from-schema-datamodel", shadow];
     if (existing.length > 0 && !existsSync(shadow)) {

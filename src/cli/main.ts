@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { printSchema } from "graphql";
+import { AppLoadError } from "../app/load-app.js";
 import { ConfigError, loadConfig } from "../config/config.js";
 import { startServer } from "./start-server.js";
 
@@ -47,7 +48,7 @@ program
         });
         await startServer(config);
       } catch (err) {
-        if (err instanceof ConfigError) {
+        if (err instanceof ConfigError || err instanceof AppLoadError) {
           fail(err.message);
         }
         throw err;

@@ -70,11 +70,12 @@ async function migratePostgres(rawUrl: string, migrations: Migration[]): Promise
   await client.connect();
   try {
     const ident = `"${schema.replaceAll('"', '""')}"`;
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident}`);
-    await client.query(`SET search_path TO ${ident}`);
     await client.query("BEGIN");
-    // One migrator at a time per database, whatever the number of servers starting.
+    // One migrator at a time per database, whatever the number of servers starting; taken before
+    // CREATE SCHEMA, whose IF NOT EXISTS does not protect against a concurrent creator.
     await client.query("SELECT pg_advisory_xact_lock(727274)");
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident}`);
+    await client.query(`SET LOCAL search_path TO ${ident}`);
     await client.query(
       'CREATE TABLE IF NOT EXISTS "_labelgraph_migrations" (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)',
     );

@@ -9,6 +9,7 @@ import { readImageHeader } from "../io/header.js";
 import type { ImageHeader } from "../io/types.js";
 import { assertSafeId, assertSafeTag, imageKey, labelKey } from "../storage/keys.js";
 import type { ObjectStore } from "../storage/object-store.js";
+import { runLimited } from "../util/run-limited.js";
 import { sha256File } from "./hash.js";
 import {
   type ChangeSource,
@@ -93,8 +94,8 @@ export class DatastoreService {
 
   /** Reads the header and checks the whole file; throws INVALID_IMAGE before anything is stored. */
   async describe(path: string, fileName: string): Promise<{ header: ImageHeader; size: number; sha256: string }> {
-    const header = await readImageHeader(path, fileName);
-    const [{ size }, sha256] = await Promise.all([stat(path), sha256File(path)]);
+    const { size } = await stat(path);
+    const [header, sha256] = await Promise.all([readImageHeader(path, fileName), sha256File(path, size)]);
     return { header, size, sha256 };
   }
 
@@ -131,6 +132,76 @@ export class DatastoreService {
     }
     this.emit(result.previous ? "IMAGE_UPDATED" : "IMAGE_ADDED", id, input.source ?? "api");
     return result.image;
+  }
+
+  /**
+   * Bulk registration for the studies folder: each file is checked and stored (hard-linked, no fsync)
+   * a few at a time, and rows are inserted in batches; an id that already exists (uploaded through the
+   * API) falls back to addImage, which replaces it. Calls `onEach` once per file.
+   */
+  async importImages(
+    files: (AddImageInput & { id: string })[],
+    source: ChangeSource,
+    onEach: (path: string, error: Error | null) => void,
+  ): Promise<number> {
+    let added = 0;
+    let batch: { row: Parameters<ImageRepository["insertManyIgnoringExisting"]>[0][number]; file: AddImageInput }[] =
+      [];
+    const flush = async () => {
+      const pending = batch;
+      batch = [];
+      const inserted = await this.deps.images.insertManyIgnoringExisting(pending.map((p) => p.row));
+      for (const { row, file } of pending) {
+        if (inserted.has(row.id)) {
+          added++;
+          this.emit("IMAGE_ADDED", row.id, source);
+          onEach(file.path, null);
+          continue;
+        }
+        await this.deps.store.delete(row.objectKey);
+        try {
+          await this.addImage(file);
+          added++;
+          onEach(file.path, null);
+        } catch (err) {
+          onEach(file.path, err as Error);
+        }
+      }
+    };
+    await runLimited(files, 16, async (file) => {
+      try {
+        const fileName = basename(file.fileName);
+        const id = assertSafeId(file.id);
+        const { header, size, sha256 } = await this.describe(file.path, fileName);
+        const key = imageKey(id, header.extension);
+        await this.deps.store.putFile(key, file.path, { durable: false });
+        batch.push({
+          file,
+          row: {
+            id,
+            name: fileName,
+            extension: header.extension,
+            format: header.format,
+            size,
+            sha256,
+            objectKey: key,
+            dimensions: header.dimensions,
+            spacing: header.spacing,
+            channels: header.channels,
+            dtype: header.dtype,
+            info: { ts: nowSeconds(), name: fileName, ...(file.info ?? {}) },
+            sourcePath: file.sourcePath ?? null,
+          },
+        });
+      } catch (err) {
+        onEach(file.path, err as Error);
+      }
+      if (batch.length >= 500) {
+        await flush();
+      }
+    });
+    await flush();
+    return added;
   }
 
   /** Removes the image and all its labels (every tag, every version). */

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { type FSWatcher, watch } from "chokidar";
-import { LabelgraphError } from "../errors.js";
 import { splitImageFileName } from "../io/extensions.js";
 import { isSafeId } from "../storage/keys.js";
+import { runLimited } from "../util/run-limited.js";
 import type { DatastoreService } from "./datastore.service.js";
 import type { ChangeSource, Info } from "./types.js";
 
@@ -145,27 +145,34 @@ export class StudiesFolder {
     let done = 0;
     const tick = () => this.opts.onProgress?.(++done, total);
 
-    await runLimited(newImages, 8, async (path) => {
+    const candidates: {
+      id: string;
+      fileName: string;
+      path: string;
+      info: Info | null;
+      source: ChangeSource;
+      sourcePath: string;
+    }[] = [];
+    for (const path of newImages) {
       const name = path.slice(path.lastIndexOf(sep) + 1);
       const { id } = splitImageFileName(name);
-      try {
-        if (!isSafeId(id)) {
-          throw new Error(`unusable id ${JSON.stringify(id)}`);
-        }
-        await this.datastore.addImage({
-          id,
-          fileName: name,
-          path,
-          info: v2.objects?.[id]?.image?.info ?? null,
-          source,
-          sourcePath: rel(path),
-        });
-        report.imagesAdded++;
-      } catch (err) {
-        report.skipped.push({
-          path,
-          reason: err instanceof LabelgraphError || err instanceof Error ? err.message : String(err),
-        });
+      if (!isSafeId(id)) {
+        report.skipped.push({ path, reason: `unusable id ${JSON.stringify(id)}` });
+        tick();
+        continue;
+      }
+      candidates.push({
+        id,
+        fileName: name,
+        path,
+        info: v2.objects?.[id]?.image?.info ?? null,
+        source,
+        sourcePath: rel(path),
+      });
+    }
+    report.imagesAdded += await this.datastore.importImages(candidates, source, (path, err) => {
+      if (err) {
+        report.skipped.push({ path, reason: err.message });
       }
       tick();
     });
@@ -231,15 +238,4 @@ export class StudiesFolder {
     this.watcher = null;
     await this.running?.catch(() => {});
   }
-}
-
-async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  });
-  await Promise.all(workers);
 }

@@ -17,6 +17,10 @@ export interface Database {
   provider: DatabaseConfig["provider"];
   /** A table name quoted (and schema-qualified on PostgreSQL) for the few raw queries Prisma cannot express. */
   table(name: string): string;
+  /** The n-th (1-based) bind parameter in raw SQL, cast where the provider needs it. */
+  placeholder(n: number, type?: "json" | "timestamp" | "bigint"): string;
+  /** A timestamp as raw SQL must bind it so that Prisma reads it back as the same Date. */
+  timestamp(d: Date): string;
   close(): Promise<void>;
 }
 
@@ -32,7 +36,15 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   await applyMigrations(config);
   if (config.provider === "sqlite") {
     const db = new SqliteClient({ adapter: new PrismaBetterSQLite3({ url: config.path, timeout: 10_000 }) });
-    return { db, provider: "sqlite", table: quote, close: () => db.$disconnect() };
+    return {
+      db,
+      provider: "sqlite",
+      table: quote,
+      placeholder: () => "?",
+      // The better-sqlite3 adapter stores DateTime as ISO-8601 text with an explicit offset.
+      timestamp: (d) => d.toISOString().replace("Z", "+00:00"),
+      close: () => db.$disconnect(),
+    };
   }
   const schema = postgresSchema(config.url);
   const url = new URL(config.url);
@@ -43,6 +55,16 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     db,
     provider: "postgresql",
     table: (name) => (schema ? `${quote(schema)}.${quote(name)}` : quote(name)),
+    placeholder: (n, type) =>
+      type === "json"
+        ? `$${n}::jsonb`
+        : type === "timestamp"
+          ? `$${n}::timestamp`
+          : type === "bigint"
+            ? `$${n}::bigint`
+            : `$${n}`,
+    // timestamp(3) without time zone holds UTC; a cast from ISO text keeps the wall-clock value.
+    timestamp: (d) => d.toISOString().replace("Z", ""),
     close: () => db.$disconnect(),
   };
 }

@@ -126,8 +126,44 @@ export class ImageRepository {
     return rows.map((r) => r.id);
   }
 
+  /**
+   * Prisma's count() wraps the query in a sub-select, and a labeled filter becomes one Label lookup
+   * per image; the common shapes are answered from the (tag, imageId) index instead, whose cost grows
+   * with the labels only (30 ms -> 4 ms at 100,000 images, bench/datastore). Exact because every label
+   * row belongs to an existing image (foreign key, cascade).
+   */
   async count(filter: ImageFilter = {}): Promise<number> {
+    if (filter.search === undefined) {
+      if (filter.tag === undefined && filter.labeled === undefined) {
+        return this.total();
+      }
+      if (filter.tag === undefined && filter.labeled === true) {
+        return this.imagesWithTag("final");
+      }
+      if (filter.tag === undefined && filter.labeled === false) {
+        const [total, labeled] = [await this.total(), await this.imagesWithTag("final")];
+        return total - labeled;
+      }
+      if (filter.labeled === undefined && filter.tag !== undefined) {
+        return this.imagesWithTag(filter.tag);
+      }
+    }
     return this.db.image.count({ where: where(filter) });
+  }
+
+  private async total(): Promise<number> {
+    const rows = await this.db.$queryRawUnsafe<{ n: bigint | number }[]>(
+      `SELECT COUNT(*) AS n FROM ${this.database.table("Image")}`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  private async imagesWithTag(tag: string): Promise<number> {
+    const rows = await this.db.$queryRawUnsafe<{ n: bigint | number }[]>(
+      `SELECT COUNT(DISTINCT "imageId") AS n FROM ${this.database.table("Label")} WHERE "tag" = ${this.database.placeholder(1)}`,
+      tag,
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   async sourcePaths(): Promise<Map<string, string>> {
@@ -139,14 +175,82 @@ export class ImageRepository {
   }
 
   async status(): Promise<DatastoreStatus> {
-    const [total, completed, tags] = await Promise.all([
-      this.db.image.count(),
-      this.count({ labeled: true }),
-      // Images per tag (not label versions): COUNT(DISTINCT) has no Prisma query form.
-      this.db.$queryRawUnsafe<{ tag: string; n: bigint | number }[]>(
-        `SELECT "tag", COUNT(DISTINCT "imageId") AS n FROM ${this.database.table("Label")} GROUP BY "tag" ORDER BY "tag"`,
-      ),
-    ]);
-    return { total, completed, labelTags: Object.fromEntries(tags.map((t) => [t.tag, Number(t.n)])) };
+    const total = await this.total();
+    // Images per tag (not label versions): COUNT(DISTINCT) has no Prisma query form.
+    const tags = await this.db.$queryRawUnsafe<{ tag: string; n: bigint | number }[]>(
+      `SELECT "tag", COUNT(DISTINCT "imageId") AS n FROM ${this.database.table("Label")} GROUP BY "tag" ORDER BY "tag"`,
+    );
+    const labelTags = Object.fromEntries(tags.map((t) => [t.tag, Number(t.n)]));
+    return { total, completed: labelTags.final ?? 0, labelTags };
+  }
+
+  /**
+   * Bulk registration (studies folder import): one multi-row INSERT per call, skipping ids that exist.
+   * Prisma's createMany runs at about 2,500 rows/s here (it splits into small statements); this is
+   * about ten times faster. Returns the ids actually inserted.
+   */
+  async insertManyIgnoringExisting(images: NewImage[]): Promise<Set<string>> {
+    if (images.length === 0) {
+      return new Set();
+    }
+    const cols = [
+      "id",
+      "name",
+      "extension",
+      "format",
+      "size",
+      "sha256",
+      "objectKey",
+      "dimensions",
+      "spacing",
+      "channels",
+      "dtype",
+      "info",
+      "sourcePath",
+      "createdAt",
+      "updatedAt",
+    ] as const;
+    const now = this.database.timestamp(new Date());
+    const params: unknown[] = [];
+    const rows = images.map((i) => {
+      const values = [
+        i.id,
+        i.name,
+        i.extension,
+        i.format,
+        i.size,
+        i.sha256,
+        i.objectKey,
+        JSON.stringify(i.dimensions),
+        JSON.stringify(i.spacing),
+        i.channels,
+        i.dtype,
+        JSON.stringify(i.info),
+        i.sourcePath,
+        now,
+        now,
+      ];
+      const marks = values.map((v, c) => {
+        params.push(v);
+        return this.database.placeholder(params.length, columnType(cols[c] as string));
+      });
+      return `(${marks.join(", ")})`;
+    });
+    const table = this.database.table("Image");
+    const inserted = await this.db.$queryRawUnsafe<{ id: string }[]>(
+      `INSERT INTO ${table} (${cols.map((c) => `"${c}"`).join(", ")}) VALUES ${rows.join(", ")}
+       ON CONFLICT ("id") DO NOTHING RETURNING "id"`,
+      ...params,
+    );
+    return new Set(inserted.map((r) => r.id));
   }
 }
+
+const columnType = (col: string): "json" | "timestamp" | "bigint" | undefined =>
+  ["dimensions", "spacing", "info"].includes(col)
+    ? "json"
+    : col === "createdAt" || col === "updatedAt"
+      ? "timestamp"
+      : col === "size"
+        ? "bigint"
+        : undefined;

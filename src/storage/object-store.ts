@@ -6,6 +6,14 @@ export interface ObjectInfo {
   lastModified: Date;
 }
 
+export interface PutFileOptions {
+  /**
+   * false: the caller keeps `path` and does not need the copy flushed to disk before the call returns
+   * (bulk import of a studies folder, where the object is a hard link to the user's own file).
+   */
+  durable?: boolean;
+}
+
 /**
  * Where blobs (images, labels, models, exports) live. Keys are made only by `keys.ts`.
  *
@@ -17,7 +25,7 @@ export interface ObjectStore {
   /** Writes `body` under `key`. `size` is required for streams (S3 needs it up front). */
   put(key: string, body: Buffer | Uint8Array | Readable, size?: number): Promise<ObjectInfo>;
   /** Stores the file at `path` under `key` (the fs store hard-links when it can, so no bytes are copied). */
-  putFile(key: string, path: string): Promise<ObjectInfo>;
+  putFile(key: string, path: string, opts?: PutFileOptions): Promise<ObjectInfo>;
   /** A stream of the object; throws a NotFoundError (OBJECT_NOT_FOUND) when it is missing. */
   get(key: string): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;

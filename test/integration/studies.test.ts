@@ -121,7 +121,14 @@ describe("a MONAI Label studies folder", () => {
       ),
     ).toBeNull();
 
-    expect(changes.filter((c) => c.source === "watcher").map((c) => `${c.kind}:${c.imageId}:${c.tag ?? ""}`)).toEqual([
+    const fromWatcher = () =>
+      changes.filter((c) => c.source === "watcher").map((c) => `${c.kind}:${c.imageId}:${c.tag ?? ""}`);
+    // The row goes before the event is published (objects are deleted in between): wait for the event.
+    await until(
+      async () => fromWatcher(),
+      (v) => v.length >= 4,
+    );
+    expect(fromWatcher()).toEqual([
       "IMAGE_ADDED:func:",
       "LABEL_SAVED:anat:final",
       "LABEL_REMOVED:colin27:final",

@@ -13,7 +13,9 @@ import { createEventBus, type PubSub } from "./events/pubsub.js";
 import type { JobCatalogue } from "./jobs/catalogue.js";
 import { InProcessJobQueue, type JobQueue } from "./jobs/queue.js";
 import { createLogger, type Logger } from "./logger.js";
+import { SessionPool } from "./runtime/session-pool.js";
 import { createObjectStore } from "./storage/factory.js";
+import { InferenceService } from "./tasks/infer/inference.service.js";
 import type { ObjectStore } from "./storage/object-store.js";
 
 /** The composition root: plain factories, no DI framework. */
@@ -28,6 +30,8 @@ export interface Container {
   jobs: JobQueue<JobCatalogue>;
   sessions: SessionRepository;
   app: LabelApp;
+  pool: SessionPool;
+  inference: InferenceService;
   close(): Promise<void>;
 }
 
@@ -74,6 +78,8 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     await studies.watch();
   }
   await jobs.start();
+  const pool = new SessionPool({});
+  const inference = new InferenceService({ app, datastore, store, pool });
 
   return {
     config,
@@ -86,9 +92,12 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     jobs,
     sessions: new SessionRepository(database.db),
     app,
+    pool,
+    inference,
     async close() {
       await studies.close();
       await jobs.stop();
+      await pool.close({ force: true });
       await store.close?.();
       await database.close();
     },

@@ -42,6 +42,7 @@ export function buildServer(container: Container): Server {
     pubsub: container.pubsub,
     app: container.app,
     log: container.log,
+    inference: container.inference,
   };
   const prefix = container.config.apiPrefix;
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -99,6 +100,12 @@ export function buildServer(container: Container): Server {
         version ? Number(version) : undefined,
       );
       await sendObject(res, label.objectKey, `${label.imageId}${label.extension}`, label.extension);
+      return true;
+    }
+    const result = /^\/results\/([A-Za-z0-9-]+)((?:\.[a-z0-9]+){1,2})$/.exec(path);
+    if (result) {
+      const key = `results/${result[1]}${result[2]}`;
+      await sendObject(res, key, `label${result[2]}`, result[2] as string);
       return true;
     }
     const job = /^\/jobs\/([^/]+)\/download$/.exec(path);

@@ -1,3 +1,5 @@
+import type { InferTask } from "../tasks/infer/infer-task.js";
+
 /**
  * The app an author writes (MONAI Label's MONAILabelApp). The inference, training, active-learning
  * and scoring issues add the task types; until then an app declares its identity and labels, and
@@ -29,8 +31,15 @@ export class LabelApp {
 
   constructor(readonly context: AppContext) {}
 
-  initInfers(): Record<string, unknown> {
+  initInfers(): Record<string, InferTask> {
     return {};
+  }
+
+  #infers: Record<string, InferTask> | null = null;
+  /** initInfers(), called once and kept (tasks hold state such as their model path). */
+  infers(): Record<string, InferTask> {
+    this.#infers ??= this.initInfers();
+    return this.#infers;
   }
   initTrainers(): Record<string, unknown> {
     return {};
@@ -48,7 +57,7 @@ export class LabelApp {
       description: this.description,
       version: this.version,
       labels: this.labels,
-      models: this.initInfers(),
+      models: Object.fromEntries(Object.entries(this.infers()).filter(([, t]) => t.isValid())),
       trainers: this.initTrainers(),
       strategies: this.initStrategies(),
       scoring: this.initScoringMethods(),

@@ -160,15 +160,25 @@ export class GraphBuilder {
   }
 
   /**
-   * A trainable float32 parameter. Adding the same name with the same array again returns the existing value,
-   * so a module may be applied twice in one graph (shared weights).
+   * A float32 parameter, trainable unless `trainable: false` (buffers such as BatchNorm running statistics).
+   * Adding the same name with the same array again returns the existing value, so a module may be applied twice
+   * in one graph (shared weights).
    */
-  initializer(name: string, data: Float32Array, shape: readonly number[]): Value {
+  initializer(
+    name: string,
+    data: Float32Array,
+    shape: readonly number[],
+    options: { trainable?: boolean } = {},
+  ): Value {
+    const trainable = options.trainable ?? true;
     const existing = this.initByName.get(name);
     if (existing && existing.data === data && existing.shape.join() === shape.join()) {
+      if (existing.trainable !== trainable) {
+        throw new Error(`initializer '${name}' was added as ${existing.trainable ? "trainable" : "a buffer"} before`);
+      }
       return this.values.get(name)!;
     }
-    return this.addInitializer(name, data, shape, "float32", true);
+    return this.addInitializer(name, data, shape, "float32", trainable);
   }
 
   /** A non-trainable tensor; dtype follows the array (Uint8Array is uint8 unless dtype says "bool"). */

@@ -14,7 +14,7 @@ export interface Context {
   loaders: Loaders;
 }
 
-export type Services = Pick<Container, "config" | "datastore" | "jobs" | "pubsub" | "app" | "log">;
+export type Services = Pick<Container, "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference">;
 
 export interface Loaders {
   image: DataLoader<string, ImageRecord | null>;

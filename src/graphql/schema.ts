@@ -5,6 +5,7 @@ import "./info.js";
 import "./image.js";
 import "./label.js";
 import "./job.js";
+import "./model.js";
 import "./datastore-events.js";
 
 // toSchema() sorts types and fields, so the printed schema is stable.

@@ -713,6 +713,9 @@ function assemble(
   const ybr = reference.photometric === "YBR_FULL";
   ordered.forEach((frame, z) => {
     const samples = samplesOf(frame.file);
+    if (frame.file.numberOfFrames === 1) {
+      cache.delete(frame.file); // used once: let it go
+    }
     if (spp === 1) {
       const start = frame.index * plane;
       const dst = z * plane;

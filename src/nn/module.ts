@@ -54,7 +54,7 @@ export abstract class Module {
     if (!p) {
       throw new Error(`${this.constructor.name}: no parameter '${name}'`);
     }
-    return g.initializer(prefix + name, p.data, p.shape);
+    return g.initializer(prefix + name, p.data, p.shape, { trainable: p.trainable });
   }
 
   /** Runs a child module, under its own name scope so node names read like the module path. */

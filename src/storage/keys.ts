@@ -48,3 +48,5 @@ export const sessionKey = (sessionId: string, fileName: string) =>
 export const exportKey = (jobId: string) => `exports/${assertSafeId(jobId, "job id")}/dataset.zip`;
 /** Where the fs store stages writes before renaming them into place; never a valid key prefix above. */
 export const TMP_DIR = ".tmp";
+/** An inference result that was not saved as a label, kept for download. */
+export const resultKey = (id: string, ext: string) => `results/${assertSafeId(id, "result id")}${safeExt(ext)}`;

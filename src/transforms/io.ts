@@ -153,7 +153,9 @@ function toChannelFirst(t: MetaTensor, channelDim: number | "no_channel" | undef
     return t.derive({ data: t.data, shape: [...t.shape], meta });
   }
   if (axis !== t.shape.length - 1) {
-    throw new Error(`${name}: only a first or last channel axis is supported, got ${dim} for shape [${t.shape.join(", ")}]`);
+    throw new Error(
+      `${name}: only a first or last channel axis is supported, got ${dim} for shape [${t.shape.join(", ")}]`,
+    );
   }
   // a trailing channel axis is already the slowest in memory: the move is free
   const shape = [t.shape[axis]!, ...t.shape.slice(0, axis)];

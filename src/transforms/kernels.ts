@@ -439,7 +439,7 @@ function erf(x: number): number {
  */
 export function gaussianKernel1d(sigma: number, truncated = 4): Float64Array {
   const tail = Math.floor(Math.max(Math.abs(sigma) * truncated, 0.5) + 0.5);
-  const t = 0.70710678 / Math.abs(sigma);
+  const t = Math.SQRT1_2 / Math.abs(sigma);
   const out = new Float64Array(2 * tail + 1);
   for (let i = 0; i < out.length; i++) {
     const x = i - tail;

@@ -1,7 +1,7 @@
 import {
   AFFINE_TOL,
-  allClose,
   aff2axcodes,
+  allClose,
   axcodesToOrnt,
   computeShapeOffset,
   DEFAULT_AXIS_LABELS,
@@ -321,7 +321,8 @@ export class Resized extends MapTransform implements InvertibleTransform {
       const scale = (this.spatialSize as number) / Math.max(...spatial);
       return spatial.map((s) => roundHalfEven(s * scale));
     }
-    const want = typeof this.spatialSize === "number" ? spatial.map(() => this.spatialSize as number) : this.spatialSize;
+    const want =
+      typeof this.spatialSize === "number" ? spatial.map(() => this.spatialSize as number) : this.spatialSize;
     if (want.length !== spatial.length) {
       throw new Error(
         `Resized: spatialSize [${want.join(", ")}] does not match the image's ${spatial.length} spatial axes`,

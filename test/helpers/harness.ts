@@ -26,6 +26,8 @@ export interface HarnessOptions {
   app?: string;
   /** A studies folder to use instead of an empty temporary one. */
   studies?: string;
+  /** App settings, as `--conf KEY VALUE`. */
+  conf?: Record<string, string>;
 }
 
 /** A fresh PostgreSQL schema per harness, dropped on close, so tests never see each other's rows. */
@@ -63,6 +65,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   const config = loadConfig(env, {
     studies: opts.studies ?? join(dir, "studies"),
     app: opts.app,
+    conf: opts.conf,
     port: 0,
     host: "127.0.0.1",
   });

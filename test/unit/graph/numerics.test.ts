@@ -22,12 +22,55 @@ function param(g: GraphBuilder, name: string, t: Tensor): Value {
 describe("ops agree with naive references", () => {
   const convCases = [
     { name: "Conv2d k3 s1 p1", x: [2, 3, 7, 6], w: [4, 3, 3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dil: [1, 1] },
-    { name: "Conv2d k3 s2 p1, odd size", x: [1, 2, 9, 8], w: [3, 2, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dil: [1, 1] },
-    { name: "Conv2d k3 s2 asymmetric pads", x: [1, 2, 8, 8], w: [3, 2, 3, 3], strides: [2, 1], pads: [0, 1, 1, 0], dil: [1, 1] },
-    { name: "Conv2d k3 dilation 2", x: [1, 2, 9, 9], w: [2, 2, 3, 3], strides: [1, 1], pads: [2, 2, 2, 2], dil: [2, 2] },
-    { name: "Conv3d k3 s1 p1", x: [1, 2, 6, 5, 4], w: [3, 2, 3, 3, 3], strides: [1, 1, 1], pads: [1, 1, 1, 1, 1, 1], dil: [1, 1, 1] },
-    { name: "Conv3d k3 s2 p1, odd 7x6x5", x: [1, 2, 7, 6, 5], w: [2, 2, 3, 3, 3], strides: [2, 2, 2], pads: [1, 1, 1, 1, 1, 1], dil: [1, 1, 1] },
-    { name: "Conv3d k2 s2 p0, no bias", x: [1, 3, 4, 4, 6], w: [2, 3, 2, 2, 2], strides: [2, 2, 2], pads: [0, 0, 0, 0, 0, 0], dil: [1, 1, 1], noBias: true },
+    {
+      name: "Conv2d k3 s2 p1, odd size",
+      x: [1, 2, 9, 8],
+      w: [3, 2, 3, 3],
+      strides: [2, 2],
+      pads: [1, 1, 1, 1],
+      dil: [1, 1],
+    },
+    {
+      name: "Conv2d k3 s2 asymmetric pads",
+      x: [1, 2, 8, 8],
+      w: [3, 2, 3, 3],
+      strides: [2, 1],
+      pads: [0, 1, 1, 0],
+      dil: [1, 1],
+    },
+    {
+      name: "Conv2d k3 dilation 2",
+      x: [1, 2, 9, 9],
+      w: [2, 2, 3, 3],
+      strides: [1, 1],
+      pads: [2, 2, 2, 2],
+      dil: [2, 2],
+    },
+    {
+      name: "Conv3d k3 s1 p1",
+      x: [1, 2, 6, 5, 4],
+      w: [3, 2, 3, 3, 3],
+      strides: [1, 1, 1],
+      pads: [1, 1, 1, 1, 1, 1],
+      dil: [1, 1, 1],
+    },
+    {
+      name: "Conv3d k3 s2 p1, odd 7x6x5",
+      x: [1, 2, 7, 6, 5],
+      w: [2, 2, 3, 3, 3],
+      strides: [2, 2, 2],
+      pads: [1, 1, 1, 1, 1, 1],
+      dil: [1, 1, 1],
+    },
+    {
+      name: "Conv3d k2 s2 p0, no bias",
+      x: [1, 3, 4, 4, 6],
+      w: [2, 3, 2, 2, 2],
+      strides: [2, 2, 2],
+      pads: [0, 0, 0, 0, 0, 0],
+      dil: [1, 1, 1],
+      noBias: true,
+    },
   ];
 
   it.each(convCases)("$name", async (c) => {
@@ -112,6 +155,22 @@ describe("ops agree with naive references", () => {
       const got = await run(x, (g, xv) => g.resize(xv, { scales: 2, mode: "nearest" }));
       expect(maxAbsDiff(got, ref.resizeNearest(x, 2).data)).toBe(0);
     }
+  });
+
+  it("Resize linear x2 with align_corners (BasicUNet's non-trainable upsampling)", async () => {
+    const x = random([1, 2, 3, 4], 72);
+    const got = await run(x, (g, xv) =>
+      g.resize(xv, { scales: 2, mode: "linear", coordinateTransformationMode: "align_corners" }),
+    );
+    expect(maxAbsDiff(got, ref.resizeBilinearAlignCorners(x, 6, 8).data)).toBeLessThan(1e-6);
+  });
+
+  it("Pad edge replicates the last row and column (MONAI UpCat's replicate pad)", async () => {
+    const x = random([1, 1, 2, 3], 73);
+    const got = await run(x, (g, xv) => g.pad(xv, [0, 0, 0, 0, 0, 0, 1, 1], { mode: "edge" }));
+    const at = (r: number, c: number) => x.data[Math.min(r, 1) * 3 + Math.min(c, 2)]!;
+    const want = Float32Array.from({ length: 12 }, (_, i) => at(Math.floor(i / 4), i % 4));
+    expect(maxAbsDiff(got, want)).toBe(0);
   });
 
   it("Dropout is the identity in inference form", async () => {

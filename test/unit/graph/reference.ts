@@ -33,8 +33,15 @@ export interface RunResult {
   dims: number[];
 }
 
-export async function runModel(bytes: Uint8Array, feeds: Record<string, Tensor>): Promise<Record<string, RunResult>> {
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, graphOptimizationLevel: "all" });
+export async function runModel(
+  bytes: Uint8Array,
+  feeds: Record<string, Tensor>,
+  optimization: "disabled" | "basic" | "extended" | "all" = "all",
+): Promise<Record<string, RunResult>> {
+  const session = await ort.InferenceSession.create(bytes, {
+    logSeverityLevel: 3,
+    graphOptimizationLevel: optimization,
+  });
   try {
     const inputs: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
@@ -146,7 +153,7 @@ export function convTranspose(
   b: Float32Array | undefined,
   a: WindowArgs & { outputPadding: number[] },
 ): Tensor {
-  const [N, C] = x.shape as [number, number];
+  const N = x.shape[0]!;
   const M = w.shape[1]!;
   const sp = x.shape.slice(2);
   const k = w.shape.slice(2);
@@ -230,7 +237,8 @@ export function maxPool(x: Tensor, kernel: number[], a: WindowArgs): Tensor {
   const sp = x.shape.slice(2);
   const d = sp.length;
   const outSp = sp.map(
-    (s, i) => Math.floor((s + a.pads[i]! + a.pads[i + d]! - a.dilations[i]! * (kernel[i]! - 1) - 1) / a.strides[i]!) + 1,
+    (s, i) =>
+      Math.floor((s + a.pads[i]! + a.pads[i + d]! - a.dilations[i]! * (kernel[i]! - 1) - 1) / a.strides[i]!) + 1,
   );
   const outShape = [N, C, ...outSp];
   const out = new Float32Array(size(outShape));
@@ -316,4 +324,29 @@ export function resizeNearest(x: Tensor, scale: number): Tensor {
 /** PReLU with one shared slope. */
 export function prelu(x: Tensor, slope: number): Tensor {
   return { data: x.data.map((v) => (v >= 0 ? v : v * slope)), shape: [...x.shape] };
+}
+
+/** Bilinear resize of [N, C, H, W] with align_corners=True: src = dst * (in - 1) / (out - 1). */
+export function resizeBilinearAlignCorners(x: Tensor, outH: number, outW: number): Tensor {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const out = new Float32Array(N * C * outH * outW);
+  const src = (o: number, n: number, size: number) => (size === 1 ? 0 : (o * (n - 1)) / (size - 1));
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let i = 0; i < outH; i++) {
+      const y = src(i, H, outH);
+      const y0 = Math.floor(y);
+      const y1 = Math.min(y0 + 1, H - 1);
+      for (let j = 0; j < outW; j++) {
+        const xx = src(j, W, outW);
+        const x0 = Math.floor(xx);
+        const x1 = Math.min(x0 + 1, W - 1);
+        const at = (r: number, c: number) => x.data[(nc * H + r) * W + c]!;
+        const top = at(y0, x0) * (1 - (xx - x0)) + at(y0, x1) * (xx - x0);
+        const bottom = at(y1, x0) * (1 - (xx - x0)) + at(y1, x1) * (xx - x0);
+        out[o++] = top * (1 - (y - y0)) + bottom * (y - y0);
+      }
+    }
+  }
+  return { data: out, shape: [N, C, outH, outW] };
 }

@@ -11,17 +11,29 @@ const w = (g: GraphBuilder, shape: number[], seed = 3) => g.initializer(`w${seed
 /** Each case: the builder's inferred output shapes must equal what onnxruntime-node returns. */
 const cases: Case[] = [
   ["conv 2d s1 p1", [1, 2, 7, 6], (g, x) => g.conv(x, w(g, [3, 2, 3, 3]), w(g, [3], 4), { pads: 1 })],
-  ["conv 2d s2 asym pads", [2, 2, 9, 8], (g, x) => g.conv(x, w(g, [4, 2, 3, 3]), undefined, { strides: 2, pads: [0, 1, 1, 0] })],
+  [
+    "conv 2d s2 asym pads",
+    [2, 2, 9, 8],
+    (g, x) => g.conv(x, w(g, [4, 2, 3, 3]), undefined, { strides: 2, pads: [0, 1, 1, 0] }),
+  ],
   ["conv 2d dilation 2", [1, 2, 11, 10], (g, x) => g.conv(x, w(g, [3, 2, 3, 3]), undefined, { dilations: 2, pads: 1 })],
   ["conv 2d group 2", [1, 4, 8, 8], (g, x) => g.conv(x, w(g, [6, 2, 3, 3]), undefined, { group: 2 })],
-  ["conv 3d s2 p1 odd", [1, 2, 7, 6, 5], (g, x) => g.conv(x, w(g, [3, 2, 3, 3, 3]), w(g, [3], 4), { strides: 2, pads: 1 })],
+  [
+    "conv 3d s2 p1 odd",
+    [1, 2, 7, 6, 5],
+    (g, x) => g.conv(x, w(g, [3, 2, 3, 3, 3]), w(g, [3], 4), { strides: 2, pads: 1 }),
+  ],
   ["conv 3d k1", [1, 2, 4, 4, 4], (g, x) => g.conv(x, w(g, [5, 2, 1, 1, 1]))],
   [
     "convTranspose 2d s2 p1 op1",
     [1, 3, 5, 4],
     (g, x) => g.convTranspose(x, w(g, [3, 2, 3, 3]), w(g, [2], 4), { strides: 2, pads: 1, outputPadding: 1 }),
   ],
-  ["convTranspose 3d k2 s2", [1, 2, 3, 4, 5], (g, x) => g.convTranspose(x, w(g, [2, 4, 2, 2, 2]), undefined, { strides: 2 })],
+  [
+    "convTranspose 3d k2 s2",
+    [1, 2, 3, 4, 5],
+    (g, x) => g.convTranspose(x, w(g, [2, 4, 2, 2, 2]), undefined, { strides: 2 }),
+  ],
   ["instanceNorm", [2, 3, 5, 5], (g, x) => g.instanceNorm(x, g.fill(1, [3]), g.fill(0, [3]))],
   [
     "batchNorm",
@@ -32,10 +44,18 @@ const cases: Case[] = [
   ["leakyRelu", [1, 2, 3], (g, x) => g.leakyRelu(x, 0.1)],
   ["prelu scalar", [1, 2, 3, 3], (g, x) => g.prelu(x, g.fill(0.25, [1]))],
   ["prelu per channel", [1, 2, 3, 3], (g, x) => g.prelu(x, g.fill(0.25, [2, 1, 1]))],
-  ["sigmoid, tanh, sqrt, exp, log, neg", [2, 3], (g, x) => [g.sigmoid(x), g.tanh(x), g.exp(x), g.neg(x), g.log(g.sqrt(g.exp(x)))]],
+  [
+    "sigmoid, tanh, sqrt, exp, log, neg",
+    [2, 3],
+    (g, x) => [g.sigmoid(x), g.tanh(x), g.exp(x), g.neg(x), g.log(g.sqrt(g.exp(x)))],
+  ],
   ["softmax", [2, 3, 4, 4], (g, x) => [g.softmax(x), g.softmax(x, -1)]],
   ["maxPool k2", [1, 2, 9, 7], (g, x) => g.maxPool(x, { kernelShape: 2 })],
-  ["maxPool k3 s2 p1 ceil", [1, 2, 8, 7, 6], (g, x) => g.maxPool(x, { kernelShape: 3, strides: 2, pads: 1, ceilMode: true })],
+  [
+    "maxPool k3 s2 p1 ceil",
+    [1, 2, 8, 7, 6],
+    (g, x) => g.maxPool(x, { kernelShape: 3, strides: 2, pads: 1, ceilMode: true }),
+  ],
   ["maxPool with indices", [1, 2, 6, 6], (g, x) => g.maxPoolWithIndices(x, { kernelShape: 2 })],
   [
     "add/sub/mul/div broadcasting",
@@ -83,7 +103,11 @@ const cases: Case[] = [
     ],
   ],
   ["dropout and identity", [2, 3, 4], (g, x) => [g.dropout(x, 0.3), g.identity(x)]],
-  ["pad", [1, 2, 3, 4], (g, x) => [g.pad(x, [0, 0, 1, 0, 0, 0, 2, 1], { mode: "edge" }), g.pad(x, [1, 2], { axes: [3] })]],
+  [
+    "pad",
+    [1, 2, 3, 4],
+    (g, x) => [g.pad(x, [0, 0, 1, 0, 0, 0, 2, 1], { mode: "edge" }), g.pad(x, [1, 2], { axes: [3] })],
+  ],
   ["unsqueeze/squeeze", [3, 1, 4], (g, x) => [g.unsqueeze(x, [0, -1]), g.squeeze(x, [1])]],
 ];
 

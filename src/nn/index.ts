@@ -1,0 +1,5 @@
+export * from "./basic-unet.js";
+export * from "./init.js";
+export * from "./layers.js";
+export * from "./module.js";
+export * from "./unet.js";

@@ -1,0 +1,99 @@
+import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import type { LabelApp } from "../../app/label-app.js";
+import type { DatastoreService } from "../../datastore/datastore.service.js";
+import type { LabelRecord } from "../../datastore/types.js";
+import { ErrorCode, NotFoundError } from "../../errors.js";
+import { splitImageFileName } from "../../io/extensions.js";
+import type { SessionPool } from "../../runtime/session-pool.js";
+import { resultKey } from "../../storage/keys.js";
+import type { ObjectStore } from "../../storage/object-store.js";
+import type { InferTask } from "./infer-task.js";
+
+export const modelNotFound = (name: string) =>
+  new NotFoundError(ErrorCode.MODEL_NOT_FOUND, `model ${JSON.stringify(name)} not found`, { name });
+
+export interface RunInferenceInput {
+  model: string;
+  imageId: string;
+  params?: Record<string, unknown> | null;
+  /** Store the result as a label of the image (default true, tag `original`). */
+  saveLabel?: boolean | null;
+  labelTag?: string | null;
+  user?: string | null;
+}
+
+export interface InferenceOutcome {
+  model: string;
+  imageId: string;
+  /** The saved label, when saveLabel. */
+  label: LabelRecord | null;
+  /** When not saved: the object key of the result file, served at /results/<id>. */
+  resultKey: string | null;
+  result: Record<string, unknown>;
+}
+
+/** Runs an app's infer tasks on datastore images; the one place inference meets storage. */
+export class InferenceService {
+  constructor(
+    private readonly deps: { app: LabelApp; datastore: DatastoreService; store: ObjectStore; pool: SessionPool },
+  ) {}
+
+  /** The app's models whose weights exist (MONAI does not list the others). */
+  models(): [string, InferTask][] {
+    return Object.entries(this.deps.app.infers()).filter(([, t]) => t.isValid());
+  }
+
+  task(name: string): InferTask {
+    const task = this.models().find(([n]) => n === name)?.[1];
+    if (!task) {
+      throw modelNotFound(name);
+    }
+    return task;
+  }
+
+  async runInference(input: RunInferenceInput): Promise<InferenceOutcome> {
+    const task = this.task(input.model);
+    const image = await this.deps.datastore.getImage(input.imageId);
+    const local = await this.deps.store.localPath(image.objectKey);
+    let labelPath: string | null = null;
+    try {
+      // Readers decide the format from the file name; the object key keeps the extension.
+      const run = await task.run(
+        { imagePath: local.path, params: { ...(input.params ?? {}) } },
+        { pool: this.deps.pool },
+      );
+      labelPath = run.labelPath;
+      const outcome: InferenceOutcome = {
+        model: input.model,
+        imageId: image.id,
+        label: null,
+        resultKey: null,
+        result: run.json,
+      };
+      if (labelPath) {
+        const ext = splitImageFileName(basename(labelPath)).ext;
+        if (input.saveLabel ?? true) {
+          outcome.label = await this.deps.datastore.saveLabel({
+            imageId: image.id,
+            tag: input.labelTag ?? "original",
+            fileName: `${image.id}${ext}`,
+            path: labelPath,
+            author: input.user ?? null,
+            info: { model: input.model, params: input.params ?? {}, ...run.json },
+          });
+        } else {
+          outcome.resultKey = resultKey(randomUUID(), ext);
+          await this.deps.store.putFile(outcome.resultKey, labelPath);
+        }
+      }
+      return outcome;
+    } finally {
+      await local.release();
+      if (labelPath) {
+        await rm(dirname(labelPath), { recursive: true, force: true });
+      }
+    }
+  }
+}

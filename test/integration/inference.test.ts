@@ -1,0 +1,112 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readNifti } from "../../src/io/nifti.js";
+import { UNet } from "../../src/nn/unet.js";
+import { fixture } from "../helpers/fixtures.js";
+import { startTestServer, type TestServer } from "../helpers/harness.js";
+
+const RUN = /* GraphQL */ `
+  mutation ($input: RunInferenceInput!) {
+    runInference(input: $input) {
+      __typename
+      ... on RunInferenceSuccess { data { model imageId url latencies result label { tag version } } }
+      ... on Error { code message }
+    }
+  }`;
+
+type Row = Record<string, unknown>;
+
+describe("inference over GraphQL with a real ONNX model", () => {
+  let s: TestServer;
+  let dir: string;
+  let modelPath: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+    modelPath = join(dir, "segmentation.onnx");
+    // A 3D UNet built by labelgraph's own graph module (deterministic random weights), windows of 32^3.
+    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 1 });
+    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+      conf: { model_path: modelPath },
+    });
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("lists the model with MONAI's info fields", async () => {
+    const r = await s.gql("{ models { name type labels dimension description config } }");
+    expect(r.data).toEqual({
+      models: [
+        {
+          name: "segmentation",
+          type: "segmentation",
+          labels: ["brain"],
+          dimension: 3,
+          description: "3D brain segmentation (random weights in tests)",
+          config: { device: ["cpu"] },
+        },
+      ],
+    });
+  });
+
+  it("runs a sliding-window inference on an uploaded volume and saves a label on the image's grid", async () => {
+    const anatomical = await readFile(fixture("anatomical.nii"));
+    await s.upload(
+      `mutation ($f: File!) { uploadImage(input: { file: $f, id: "anat" }) { __typename } }`,
+      { f: null },
+      { f: { data: anatomical, name: "anatomical.nii" } },
+    );
+    const r = await s.gql<{ runInference: { data: Row } }>(RUN, { input: { model: "segmentation", imageId: "anat" } });
+    const out = r.data?.runInference.data as Row;
+    expect(out.label).toEqual({ tag: "original", version: 1 });
+    expect(Object.keys(out.latencies as object).sort()).toEqual([
+      "infer",
+      "invert",
+      "post",
+      "pre",
+      "total",
+      "transform",
+      "write",
+    ]);
+    expect((out.result as Row).label_names).toEqual({ brain: 1 });
+    const file = Buffer.from(await (await fetch(out.url as string)).arrayBuffer());
+    const tmp = join(dir, "label.nii.gz");
+    await writeFile(tmp, file);
+    const [label, image] = await Promise.all([readNifti(tmp), readNifti(fixture("anatomical.nii"))]);
+    expect(label.shape).toEqual([33, 41, 25]);
+    expect(label.dtype).toBe("uint8");
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 4; j++) {
+        expect(label.affine[i]?.[j]).toBeCloseTo(image.affine[i]?.[j] ?? Number.NaN, 4);
+      }
+    }
+    expect(new Set(Array.from(label.data)).size).toBeLessThanOrEqual(2);
+    const status = await s.gql("{ datastoreStatus { labelTags } }");
+    expect(status.data).toEqual({ datastoreStatus: { labelTags: { original: 1 } } });
+  });
+
+  it("answers bad requests with typed errors and keeps serving", async () => {
+    const unknown = await s.gql<{ runInference: Row }>(RUN, { input: { model: "nope", imageId: "anat" } });
+    expect(unknown.data?.runInference).toMatchObject({ code: "MODEL_NOT_FOUND" });
+    const noImage = await s.gql<{ runInference: Row }>(RUN, { input: { model: "segmentation", imageId: "missing" } });
+    expect(noImage.data?.runInference).toMatchObject({ code: "IMAGE_NOT_FOUND" });
+    await s.upload(
+      `mutation ($f: File!) { uploadImage(input: { file: $f, id: "cell" }) { __typename } }`,
+      { f: null },
+      { f: { data: await readFile(fixture("camera.png")), name: "camera.png" } },
+    );
+    const twoD = await s.gql<{ runInference: Row }>(RUN, { input: { model: "segmentation", imageId: "cell" } });
+    expect(twoD.data?.runInference).toMatchObject({ code: expect.stringMatching(/INVALID_INPUT|INVALID_IMAGE/) });
+    // A corrupt model file: a typed error, and the server goes on answering.
+    await writeFile(modelPath, Buffer.from("not an onnx model"));
+    const corrupt = await s.gql<{ runInference: Row }>(RUN, { input: { model: "segmentation", imageId: "anat" } });
+    expect(corrupt.data?.runInference).toMatchObject({ code: "INVALID_INPUT" });
+    expect((await s.gql("{ datastoreStatus { total } }")).data).toEqual({ datastoreStatus: { total: 2 } });
+  });
+});

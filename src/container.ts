@@ -3,6 +3,7 @@ import { loadApp } from "./app/load-app.js";
 import type { Config } from "./config/config.js";
 import { DatastoreService } from "./datastore/datastore.service.js";
 import { exportDataset } from "./datastore/export.js";
+import { SessionService } from "./datastore/session.service.js";
 import { StudiesFolder } from "./datastore/studies.js";
 import { type Database, openDatabase } from "./db/client.js";
 import { ImageRepository } from "./db/images.repo.js";
@@ -15,8 +16,8 @@ import { InProcessJobQueue, type JobQueue } from "./jobs/queue.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SessionPool } from "./runtime/session-pool.js";
 import { createObjectStore } from "./storage/factory.js";
-import { InferenceService } from "./tasks/infer/inference.service.js";
 import type { ObjectStore } from "./storage/object-store.js";
+import { InferenceService } from "./tasks/infer/inference.service.js";
 
 /** The composition root: plain factories, no DI framework. */
 export interface Container {
@@ -28,7 +29,7 @@ export interface Container {
   datastore: DatastoreService;
   studies: StudiesFolder;
   jobs: JobQueue<JobCatalogue>;
-  sessions: SessionRepository;
+  sessions: SessionService;
   app: LabelApp;
   pool: SessionPool;
   inference: InferenceService;
@@ -79,7 +80,13 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
   }
   await jobs.start();
   const pool = new SessionPool({});
-  const inference = new InferenceService({ app, datastore, store, pool });
+  const sessions = new SessionService({
+    repo: new SessionRepository(database.db),
+    store,
+    defaultExpiry: config.sessions.expiry,
+  });
+  sessions.startPurging();
+  const inference = new InferenceService({ app, datastore, store, pool, sessions });
 
   return {
     config,
@@ -90,11 +97,12 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     datastore,
     studies,
     jobs,
-    sessions: new SessionRepository(database.db),
+    sessions,
     app,
     pool,
     inference,
     async close() {
+      sessions.stop();
       await studies.close();
       await jobs.stop();
       await pool.close({ force: true });

@@ -43,6 +43,7 @@ export function buildServer(container: Container): Server {
     app: container.app,
     log: container.log,
     inference: container.inference,
+    sessions: container.sessions,
   };
   const prefix = container.config.apiPrefix;
   const yoga = createYoga<Record<string, unknown>, Context>({

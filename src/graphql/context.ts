@@ -14,7 +14,10 @@ export interface Context {
   loaders: Loaders;
 }
 
-export type Services = Pick<Container, "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference">;
+export type Services = Pick<
+  Container,
+  "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference" | "sessions"
+>;
 
 export interface Loaders {
   image: DataLoader<string, ImageRecord | null>;

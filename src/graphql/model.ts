@@ -32,7 +32,8 @@ builder.queryField("models", (t) =>
 const InferenceResultRef = builder.objectRef<InferenceOutcome>("InferenceResult").implement({
   fields: (t) => ({
     model: t.exposeString("model"),
-    imageId: t.exposeID("imageId"),
+    imageId: t.exposeID("imageId", { nullable: true }),
+    sessionId: t.exposeID("sessionId", { nullable: true }),
     label: t.field({
       type: LabelRef,
       nullable: true,
@@ -44,7 +45,7 @@ const InferenceResultRef = builder.objectRef<InferenceOutcome>("InferenceResult"
       description: "Downloads the label file",
       resolve: (o, _a, ctx) =>
         o.label
-          ? `${ctx.baseUrl}/datastore/label?label=${encodeURIComponent(o.imageId)}&tag=${encodeURIComponent(o.label.tag)}&version=${o.label.version}`
+          ? `${ctx.baseUrl}/datastore/label?label=${encodeURIComponent(o.label.imageId)}&tag=${encodeURIComponent(o.label.tag)}&version=${o.label.version}`
           : o.resultKey
             ? `${ctx.baseUrl}/${o.resultKey}`
             : null,
@@ -69,7 +70,8 @@ builder.mutationField("runInference", (t) =>
         type: builder.inputType("RunInferenceInput", {
           fields: (t) => ({
             model: t.string({ required: true }),
-            imageId: t.id({ required: true }),
+            imageId: t.id({ required: false, description: "A datastore image, or" }),
+            sessionId: t.id({ required: false, description: "an image uploaded with createSession" }),
             params: t.field({ type: "JSONObject", required: false }),
             saveLabel: t.boolean({ required: false, defaultValue: true }),
             labelTag: t.string({ required: false, defaultValue: "original" }),
@@ -80,7 +82,8 @@ builder.mutationField("runInference", (t) =>
     resolve: (_r, { input }, ctx) =>
       ctx.services.inference.runInference({
         model: input.model,
-        imageId: String(input.imageId),
+        imageId: input.imageId == null ? null : String(input.imageId),
+        sessionId: input.sessionId == null ? null : String(input.sessionId),
         params: input.params,
         saveLabel: input.saveLabel,
         labelTag: input.labelTag,

@@ -6,6 +6,7 @@ import "./image.js";
 import "./label.js";
 import "./job.js";
 import "./model.js";
+import "./session.js";
 import "./datastore-events.js";
 
 // toSchema() sorts types and fields, so the printed schema is stable.

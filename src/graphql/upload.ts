@@ -18,3 +18,22 @@ export async function withUpload<T>(file: File, fn: (path: string, fileName: str
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Several uploads at once (a session's files); all are removed afterwards. */
+export async function withUploads<T>(
+  files: File[],
+  fn: (files: { path: string; fileName: string }[]) => Promise<T>,
+): Promise<T> {
+  const spooled: { path: string; fileName: string }[] = [];
+  const step = async (i: number): Promise<T> => {
+    const file = files[i];
+    if (!file) {
+      return fn(spooled);
+    }
+    return withUpload(file, (path, fileName) => {
+      spooled.push({ path, fileName });
+      return step(i + 1);
+    });
+  };
+  return step(0);
+}

@@ -1,5 +1,4 @@
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -9,9 +8,8 @@ import pg from "pg";
  */
 export default async function setup() {
   const root = join(import.meta.dirname, "../..");
-  if (!existsSync(join(root, "test/fixtures/.cache/ch2.nii.gz"))) {
-    execFileSync("bash", [join(root, "scripts/fetch-fixtures.sh")], { stdio: "inherit" });
-  }
+  // Idempotent, and quick when every fixture is cached already.
+  execFileSync("bash", [join(root, "scripts/fetch-fixtures.sh")], { stdio: "inherit" });
   const url = process.env.LABELGRAPH_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
   process.env.LABELGRAPH_TEST_PG_URL = url;
   const client = new pg.Client({ connectionString: url });

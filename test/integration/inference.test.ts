@@ -110,3 +110,45 @@ describe("inference over GraphQL with a real ONNX model", () => {
     expect((await s.gql("{ datastoreStatus { total } }")).data).toEqual({ datastoreStatus: { total: 2 } });
   });
 });
+
+describe("inference on a session image", () => {
+  let s: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+    const modelPath = join(dir, "segmentation.onnx");
+    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 2 });
+    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+      conf: { model_path: modelPath },
+    });
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("uploads once, infers on the session without touching the datastore, and expires on delete", async () => {
+    const created = await s.upload<{ createSession: { data: Row } }>(
+      `mutation ($files: [File!]!) { createSession(files: $files) { ... on CreateSessionSuccess { data { id name expiry } } ... on Error { code } } }`,
+      { files: [null] },
+      { "files.0": { data: await readFile(fixture("anatomical.nii")), name: "anatomical.nii" } },
+    );
+    const session = created.data?.createSession.data as Row;
+    expect(session).toMatchObject({ name: "anatomical.nii", expiry: 3600 });
+    const r = await s.gql<{ runInference: { data: Row } }>(RUN.replace("imageId url", "imageId sessionId url"), {
+      input: { model: "segmentation", sessionId: session.id },
+    });
+    const out = r.data?.runInference.data as Row;
+    expect(out).toMatchObject({ imageId: null, sessionId: session.id, label: null });
+    const file = Buffer.from(await (await fetch(out.url as string)).arrayBuffer());
+    const tmp = join(dir, "session-label.nii.gz");
+    await writeFile(tmp, file);
+    expect((await readNifti(tmp)).shape).toEqual([33, 41, 25]);
+    expect((await s.gql("{ datastoreStatus { total } }")).data).toEqual({ datastoreStatus: { total: 0 } });
+    await s.gql(`mutation { deleteSession(id: "${session.id}") { __typename } }`);
+    const after = await s.gql<{ runInference: Row }>(RUN, { input: { model: "segmentation", sessionId: session.id } });
+    expect(after.data?.runInference).toMatchObject({ code: "SESSION_NOT_FOUND" });
+  });
+});

@@ -3,8 +3,9 @@ import { rm } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { LabelApp } from "../../app/label-app.js";
 import type { DatastoreService } from "../../datastore/datastore.service.js";
+import type { SessionService } from "../../datastore/session.service.js";
 import type { LabelRecord } from "../../datastore/types.js";
-import { ErrorCode, NotFoundError } from "../../errors.js";
+import { ErrorCode, InvalidInputError, NotFoundError } from "../../errors.js";
 import { splitImageFileName } from "../../io/extensions.js";
 import type { SessionPool } from "../../runtime/session-pool.js";
 import { resultKey } from "../../storage/keys.js";
@@ -16,7 +17,10 @@ export const modelNotFound = (name: string) =>
 
 export interface RunInferenceInput {
   model: string;
-  imageId: string;
+  /** A datastore image, or */
+  imageId?: string | null;
+  /** an uploaded session image (its result is never saved as a label: there is no image to attach it to). */
+  sessionId?: string | null;
   params?: Record<string, unknown> | null;
   /** Store the result as a label of the image (default true, tag `original`). */
   saveLabel?: boolean | null;
@@ -26,7 +30,8 @@ export interface RunInferenceInput {
 
 export interface InferenceOutcome {
   model: string;
-  imageId: string;
+  imageId: string | null;
+  sessionId: string | null;
   /** The saved label, when saveLabel. */
   label: LabelRecord | null;
   /** When not saved: the object key of the result file, served at /results/<id>. */
@@ -37,7 +42,13 @@ export interface InferenceOutcome {
 /** Runs an app's infer tasks on datastore images; the one place inference meets storage. */
 export class InferenceService {
   constructor(
-    private readonly deps: { app: LabelApp; datastore: DatastoreService; store: ObjectStore; pool: SessionPool },
+    private readonly deps: {
+      app: LabelApp;
+      datastore: DatastoreService;
+      store: ObjectStore;
+      pool: SessionPool;
+      sessions: SessionService;
+    },
   ) {}
 
   /** The app's models whose weights exist (MONAI does not list the others). */
@@ -55,11 +66,16 @@ export class InferenceService {
 
   async runInference(input: RunInferenceInput): Promise<InferenceOutcome> {
     const task = this.task(input.model);
-    const image = await this.deps.datastore.getImage(input.imageId);
-    const local = await this.deps.store.localPath(image.objectKey);
+    if (!input.imageId === !input.sessionId) {
+      throw new InvalidInputError("give exactly one of imageId and sessionId");
+    }
+    const image = input.imageId ? await this.deps.datastore.getImage(input.imageId) : null;
+    const local = image
+      ? await this.deps.store.localPath(image.objectKey)
+      : await this.deps.sessions.localImage(input.sessionId as string);
     let labelPath: string | null = null;
     try {
-      // Readers decide the format from the file name; the object key keeps the extension.
+      // Readers decide the format from the file name; object keys keep the extension.
       const run = await task.run(
         { imagePath: local.path, params: { ...(input.params ?? {}) } },
         { pool: this.deps.pool },
@@ -67,14 +83,15 @@ export class InferenceService {
       labelPath = run.labelPath;
       const outcome: InferenceOutcome = {
         model: input.model,
-        imageId: image.id,
+        imageId: image?.id ?? null,
+        sessionId: input.sessionId ?? null,
         label: null,
         resultKey: null,
         result: run.json,
       };
       if (labelPath) {
         const ext = splitImageFileName(basename(labelPath)).ext;
-        if (input.saveLabel ?? true) {
+        if (image && (input.saveLabel ?? true)) {
           outcome.label = await this.deps.datastore.saveLabel({
             imageId: image.id,
             tag: input.labelTag ?? "original",

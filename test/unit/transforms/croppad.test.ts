@@ -106,7 +106,9 @@ describe("SpatialPadd", () => {
   });
 
   it("end, edge mode, and axes already large enough are left alone", () => {
-    const out = img(new SpatialPadd({ keys: "image", spatialSize: [4, 2], method: "end", mode: "edge" }).call({ image: t }));
+    const out = img(
+      new SpatialPadd({ keys: "image", spatialSize: [4, 2], method: "end", mode: "edge" }).call({ image: t }),
+    );
     expect(out.shape).toEqual([1, 4, 3]);
     expect(grid(out).map((col) => col.map((v) => v[0]))).toEqual([
       [1, 3, 5],

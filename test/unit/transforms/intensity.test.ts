@@ -100,7 +100,9 @@ describe("NormalizeIntensityd", () => {
 
   it("given subtrahend and divisor (MONAI Label deepgrow's 208 / 388), per channel when channel-wise", () => {
     expectArrayClose(
-      values(new NormalizeIntensityd({ keys: "image", subtrahend: 208, divisor: 388 }).call({ image: line([208, 596]) })),
+      values(
+        new NormalizeIntensityd({ keys: "image", subtrahend: 208, divisor: 388 }).call({ image: line([208, 596]) }),
+      ),
       [0, 1],
     );
     const d = new NormalizeIntensityd({ keys: "image", channelWise: true, subtrahend: [1, 10], divisor: [1, 2] }).call({

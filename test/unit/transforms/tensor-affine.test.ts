@@ -66,7 +66,12 @@ describe("affine geometry", () => {
       [0, 0, 0, 1],
     ];
     expectAffineClose(matmul(a, invert(a)), diag(1, 1, 1));
-    expect(() => invert([[1, 2], [2, 4]])).toThrow(/not invertible/);
+    expect(() =>
+      invert([
+        [1, 2],
+        [2, 4],
+      ]),
+    ).toThrow(/not invertible/);
   });
 
   it("io orientation and axis codes (nibabel's)", () => {
@@ -125,7 +130,10 @@ describe("affine geometry", () => {
 
   it("compute_shape_offset: rounds half to even and puts the origin at the minimal corner", () => {
     // 6 voxels of 1 mm onto 2 mm: corners 0..5 -> 0..2.5 in output voxels, 3.5 rounds to 4
-    expect(computeShapeOffset([6, 1, 1], diag(1, 1, 1), diag(2, 1, 1))).toEqual({ shape: [4, 1, 1], offset: [0, 0, 0] });
+    expect(computeShapeOffset([6, 1, 1], diag(1, 1, 1), diag(2, 1, 1))).toEqual({
+      shape: [4, 1, 1],
+      offset: [0, 0, 0],
+    });
     // 5 voxels: 0..2 -> 3
     expect(computeShapeOffset([5, 1, 1], diag(1, 1, 1), diag(2, 1, 1)).shape).toEqual([3, 1, 1]);
     // a flipped axis: the minimal output corner is the input's last voxel

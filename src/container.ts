@@ -17,6 +17,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { SessionPool } from "./runtime/session-pool.js";
 import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
+import { batchInference } from "./tasks/infer/batch-inference.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
 
 /** The composition root: plain factories, no DI framework. */
@@ -61,11 +62,20 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     log: (m) => log.warn(m),
     onProgress: opts.onImportProgress,
   });
+  const pool = new SessionPool({});
+  const sessions = new SessionService({
+    repo: new SessionRepository(database.db),
+    store,
+    defaultExpiry: config.sessions.expiry,
+  });
+  sessions.startPurging();
+  const inference = new InferenceService({ app, datastore, store, pool, sessions });
   const jobs = new InProcessJobQueue<JobCatalogue>({
     repo: new JobRepository(database.db),
     pubsub,
     handlers: {
       exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
+      batchInference: (params, ctx) => batchInference({ inference, datastore }, params, ctx),
     },
     log: (m, e) => log.error(m, e),
   });
@@ -79,14 +89,6 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     await studies.watch();
   }
   await jobs.start();
-  const pool = new SessionPool({});
-  const sessions = new SessionService({
-    repo: new SessionRepository(database.db),
-    store,
-    defaultExpiry: config.sessions.expiry,
-  });
-  sessions.startPurging();
-  const inference = new InferenceService({ app, datastore, store, pool, sessions });
 
   return {
     config,

@@ -3,6 +3,7 @@ import type { InferTask } from "../tasks/infer/infer-task.js";
 import type { InferenceOutcome } from "../tasks/infer/inference.service.js";
 import { builder } from "./builder.js";
 import { datastoreErrors } from "./errors.js";
+import { JobRef } from "./job.js";
 import { LabelRef } from "./label.js";
 
 const ModelRef = builder.objectRef<[string, InferTask]>("Model").implement({
@@ -89,5 +90,43 @@ builder.mutationField("runInference", (t) =>
         labelTag: input.labelTag,
         user: ctx.user,
       }),
+  }),
+);
+
+const BatchImages = builder.enumType("BatchImages", { values: ["ALL", "LABELED", "UNLABELED"] as const });
+
+builder.mutationField("runBatchInference", (t) =>
+  t.field({
+    type: JobRef,
+    description: "Runs a model over a set of images as a job (progress on jobUpdated); each result is saved as a label",
+    errors: { types: [...datastoreErrors, LabelgraphError] },
+    args: {
+      input: t.arg({
+        required: true,
+        type: builder.inputType("RunBatchInferenceInput", {
+          fields: (t) => ({
+            model: t.string({ required: true }),
+            images: t.field({ type: BatchImages, required: false, description: "Which images (default ALL)" }),
+            imageIds: t.idList({ required: false, description: "Or exactly these images" }),
+            labelTag: t.string({ required: false, defaultValue: "original" }),
+            params: t.field({ type: "JSONObject", required: false }),
+            maxBatchSize: t.int({ required: false }),
+          }),
+        }),
+      }),
+    },
+    resolve: (_r, { input }, ctx) => {
+      // Fail fast on an unknown model rather than in the job.
+      ctx.services.inference.task(input.model);
+      return ctx.services.jobs.enqueue("batchInference", {
+        model: input.model,
+        images: input.imageIds
+          ? input.imageIds.map(String)
+          : ((input.images ?? "ALL").toLowerCase() as "all" | "labeled" | "unlabeled"),
+        labelTag: input.labelTag,
+        params: input.params,
+        maxBatchSize: input.maxBatchSize,
+      });
+    },
   }),
 );

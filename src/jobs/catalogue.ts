@@ -9,6 +9,20 @@ export type JobCatalogue = {
     params: { limitCases?: number | null };
     result: { key: string; images: number; size: number };
   };
+  /** MONAI's batch inference: one model over a set of images, each result saved as a label. */
+  batchInference: {
+    params: {
+      model: string;
+      /** "all", "labeled", "unlabeled", or a list of image ids. */
+      images: "all" | "labeled" | "unlabeled" | string[];
+      labelTag?: string | null;
+      params?: Record<string, unknown> | null;
+      /** > 0: only the first N images (sorted by id). */
+      maxBatchSize?: number | null;
+    };
+    /** Per image: the saved label's tag and version, or {} when it failed (as MONAI reports it). */
+    result: Record<string, { tag?: string; version?: number; error?: string }>;
+  };
 };
 
 export type JobKindOf<C> = Extract<keyof C, string>;

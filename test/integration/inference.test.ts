@@ -152,3 +152,64 @@ describe("inference on a session image", () => {
     expect(after.data?.runInference).toMatchObject({ code: "SESSION_NOT_FOUND" });
   });
 });
+
+describe("batch inference", () => {
+  let s: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+    const modelPath = join(dir, "segmentation.onnx");
+    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 3 });
+    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+      conf: { model_path: modelPath },
+    });
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs over the unlabeled images as a job with progress, saving each result", async () => {
+    const anatomical = await readFile(fixture("anatomical.nii"));
+    for (const id of ["a1", "a2", "a3"]) {
+      await s.upload(
+        `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
+        { f: null, id },
+        { f: { data: anatomical, name: "anatomical.nii" } },
+      );
+    }
+    await s.upload(
+      `mutation ($f: File!) { saveLabel(input: { imageId: "a2", file: $f }) { __typename } }`,
+      { f: null },
+      { f: { data: anatomical, name: "a2.nii" } },
+    );
+    const progress: number[] = [];
+    const sub = s.container.pubsub.subscribe("job:updated");
+    void (async () => {
+      for await (const j of sub) {
+        if (j.kind === "batchInference" && j.status === "RUNNING") {
+          progress.push(j.progress);
+        }
+      }
+    })();
+    const r = await s.gql<{ runBatchInference: { data: Row } }>(
+      `mutation { runBatchInference(input: { model: "segmentation", images: UNLABELED }) { ... on RunBatchInferenceSuccess { data { id } } ... on Error { code } } }`,
+    );
+    const id = (r.data?.runBatchInference.data as Row).id as string;
+    await s.container.jobs.idle();
+    const job = await s.gql<{ job: Row }>(`{ job(id: "${id}") { status result progress } }`);
+    expect(job.data?.job).toEqual({
+      status: "SUCCEEDED",
+      progress: 1,
+      result: { a1: { tag: "original", version: 1 }, a3: { tag: "original", version: 1 } },
+    });
+    expect(progress.slice(-2)).toEqual([0.5, 1]);
+    await sub.return();
+    const unknown = await s.gql<{ runBatchInference: Row }>(
+      `mutation { runBatchInference(input: { model: "nope" }) { __typename ... on Error { code } } }`,
+    );
+    expect(unknown.data?.runBatchInference).toMatchObject({ code: "MODEL_NOT_FOUND" });
+  });
+});

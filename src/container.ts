@@ -19,6 +19,7 @@ import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { batchInference } from "./tasks/infer/batch-inference.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
+import { InferenceWorkers } from "./tasks/infer/worker-pool.js";
 
 /** The composition root: plain factories, no DI framework. */
 export interface Container {
@@ -69,7 +70,14 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     defaultExpiry: config.sessions.expiry,
   });
   sessions.startPurging();
-  const inference = new InferenceService({ app, datastore, store, pool, sessions });
+  const workers =
+    config.inferWorkers > 0
+      ? new InferenceWorkers(
+          { appDir: config.appDir, studiesDir: config.studiesDir, conf: config.conf },
+          config.inferWorkers,
+        )
+      : null;
+  const inference = new InferenceService({ app, datastore, store, pool, sessions, workers });
   const jobs = new InProcessJobQueue<JobCatalogue>({
     repo: new JobRepository(database.db),
     pubsub,
@@ -107,6 +115,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
       sessions.stop();
       await studies.close();
       await jobs.stop();
+      await workers?.close();
       await pool.close({ force: true });
       await store.close?.();
       await database.close();

@@ -71,6 +71,7 @@ export const envSchema = z.object({
   LABELGRAPH_S3_SECRET_KEY: z.string().optional(),
   LABELGRAPH_S3_REGION: z.string().default("us-east-1"),
   LABELGRAPH_S3_PREFIX: z.string().default(""),
+  LABELGRAPH_INFER_WORKERS: z.coerce.number().int().min(0).max(64).default(1),
   LABELGRAPH_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -95,6 +96,8 @@ export interface Config {
   database: DatabaseConfig;
   objectStore: ObjectStoreConfig;
   sessions: { enabled: boolean; expiry: number };
+  /** Worker threads that run inference (0: on the main thread, blocking it while a model runs). */
+  inferWorkers: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -188,6 +191,7 @@ export function loadConfig(
       enabled: e.MONAI_LABEL_SESSIONS,
       expiry: e.MONAI_LABEL_SESSION_EXPIRY,
     },
+    inferWorkers: e.LABELGRAPH_INFER_WORKERS,
     logLevel: e.LABELGRAPH_LOG_LEVEL,
   };
 }

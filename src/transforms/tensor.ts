@@ -12,6 +12,9 @@ import type { Volume } from "../io/types.js";
  * `[X, Y, Z, C]` for a 4D file) and the same memory: every spatial axis fastest-first, a channel axis slowest.
  *
  * Models exported from PyTorch expect C order (last axis fastest): `toCOrder` / `fromCOrder` convert.
+ *
+ * Treat `data` as read-only: transforms never write into an input's array, and an output may share its
+ * input's array when the values do not change (a channel moved first, an orientation already right).
  */
 
 /** A 4x4 voxel-to-world (RAS+) matrix, row-major. */

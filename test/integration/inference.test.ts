@@ -213,3 +213,56 @@ describe("batch inference", () => {
     expect(unknown.data?.runBatchInference).toMatchObject({ code: "MODEL_NOT_FOUND" });
   });
 });
+
+describe("inference on worker threads", () => {
+  let s: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+    const modelPath = join(dir, "segmentation.onnx");
+    const net = new UNet({
+      spatialDims: 3,
+      inChannels: 1,
+      outChannels: 1,
+      channels: [8, 16, 32],
+      strides: [2, 2],
+      seed: 4,
+    });
+    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+      conf: { model_path: modelPath },
+      env: { LABELGRAPH_INFER_WORKERS: "1" },
+    });
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("keeps answering other requests while a model runs", async () => {
+    await s.upload(
+      `mutation ($f: File!) { uploadImage(input: { file: $f, id: "colin" }) { __typename } }`,
+      { f: null },
+      { f: { data: await readFile(fixture("ch2.nii.gz")), name: "colin.nii.gz" } },
+    );
+    let done = false;
+    const running = s
+      .gql<{ runInference: Row }>(RUN, { input: { model: "segmentation", imageId: "colin", saveLabel: false } })
+      .finally(() => {
+        done = true;
+      });
+    let answeredMeanwhile = 0;
+    while (!done) {
+      const r = await s.gql("{ datastoreStatus { total } }");
+      expect(r.data).toEqual({ datastoreStatus: { total: 1 } });
+      if (!done) {
+        answeredMeanwhile++;
+      }
+    }
+    const out = await running;
+    expect(out.data?.runInference).toMatchObject({ __typename: "RunInferenceSuccess" });
+    // Colin27 (181x217x181) in 32^3 windows takes seconds; the server answered throughout.
+    expect(answeredMeanwhile).toBeGreaterThan(5);
+  });
+});

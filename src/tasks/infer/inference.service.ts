@@ -11,6 +11,7 @@ import type { SessionPool } from "../../runtime/session-pool.js";
 import { resultKey } from "../../storage/keys.js";
 import type { ObjectStore } from "../../storage/object-store.js";
 import type { InferTask } from "./infer-task.js";
+import type { InferenceWorkers } from "./worker-pool.js";
 
 export const modelNotFound = (name: string) =>
   new NotFoundError(ErrorCode.MODEL_NOT_FOUND, `model ${JSON.stringify(name)} not found`, { name });
@@ -48,6 +49,8 @@ export class InferenceService {
       store: ObjectStore;
       pool: SessionPool;
       sessions: SessionService;
+      /** When set, tasks run on worker threads; otherwise on this thread. */
+      workers?: InferenceWorkers | null;
     },
   ) {}
 

@@ -86,6 +86,15 @@ describe("CropForegroundd", () => {
     }
     expect(Array.from(img(back).data)).toEqual(Array.from(image.data));
   });
+  it("no foreground: an empty crop (as MONAI), which the inverse pads back with zeros", () => {
+    const empty = tensor([1, 3, 3, 3], () => 0);
+    const xf = new CropForegroundd({ keys: "image", sourceKey: "image" });
+    const d = xf.call({ image: empty });
+    expect(img(d).shape).toEqual([1, 0, 0, 0]);
+    const back = img(xf.inverse(d));
+    expect(back.shape).toEqual([1, 3, 3, 3]);
+    expect(Array.from(back.data).every((v) => v === 0)).toBe(true);
+  });
 });
 
 describe("SpatialPadd", () => {

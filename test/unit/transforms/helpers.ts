@@ -28,13 +28,13 @@ export function tensor(
 
 /** The value of `t` at channel c, voxel (x, y, z). */
 export function at(t: MetaTensor, x: number, y = 0, z = 0, c = 0): number {
-  const [X, Y = 1, Z = 1] = t.spatialShape;
+  const [X = 1, Y = 1, Z = 1] = t.spatialShape;
   return t.data[c * X * Y * Z + x + X * (y + Y * z)]!;
 }
 
 /** Channel c of a tensor as nested arrays [x][y][z] (easy to compare with hand-written expectations). */
 export function grid(t: MetaTensor, c = 0): number[][][] {
-  const [X, Y = 1, Z = 1] = t.spatialShape;
+  const [X = 1, Y = 1, Z = 1] = t.spatialShape;
   return Array.from({ length: X }, (_, x) =>
     Array.from({ length: Y }, (_, y) => Array.from({ length: Z }, (_, z) => at(t, x, y, z, c))),
   );

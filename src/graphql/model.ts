@@ -76,6 +76,12 @@ builder.mutationField("runInference", (t) =>
             params: t.field({ type: "JSONObject", required: false }),
             saveLabel: t.boolean({ required: false, defaultValue: true }),
             labelTag: t.string({ required: false, defaultValue: "original" }),
+            foreground: t.field({
+              type: "JSON",
+              required: false,
+              description: "Foreground clicks, [[x, y, z], ...] in voxels (deepgrow), or {label: [[x,y,z]]} (deepedit)",
+            }),
+            background: t.field({ type: "JSON", required: false, description: "Background clicks, [[x, y, z], ...]" }),
           }),
         }),
       }),
@@ -85,7 +91,12 @@ builder.mutationField("runInference", (t) =>
         model: input.model,
         imageId: input.imageId == null ? null : String(input.imageId),
         sessionId: input.sessionId == null ? null : String(input.sessionId),
-        params: input.params,
+        // Clicks travel in params under MONAI's keys, where the guidance transforms read them.
+        params: {
+          ...(input.params ?? {}),
+          ...(input.foreground == null ? {} : { foreground: input.foreground }),
+          ...(input.background == null ? {} : { background: input.background }),
+        },
         saveLabel: input.saveLabel,
         labelTag: input.labelTag,
         user: ctx.user,

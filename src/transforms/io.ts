@@ -1,5 +1,5 @@
 import { InvalidInputError } from "../errors.js";
-import { readNifti } from "../io/nifti.js";
+import { loadImage } from "../io/load.js";
 import type { Volume } from "../io/types.js";
 import { type Data, MapTransform, type MapTransformOptions } from "./compose.js";
 import { cloneAffine, MetaTensor, numel, tensorAt } from "./tensor.js";
@@ -8,19 +8,10 @@ import { cloneAffine, MetaTensor, numel, tensorAt } from "./tensor.js";
 export type ImageReader = (path: string) => Promise<Volume> | Volume;
 
 /**
- * The default reader: NIfTI (.nii, .nii.gz) through `readNifti`; anything else is refused with a clear error
- * (pass `reader`, e.g. `loadImage` from src/io/load.ts, for other formats).
+ * The default reader: every format labelgraph reads (NIfTI, NRRD, PNG/JPEG, a DICOM file, or a folder
+ * holding a DICOM series), chosen from the file's content and name by `loadImage`.
  */
-export const niftiReader: ImageReader = (path: string) => {
-  const lower = path.toLowerCase();
-  if (lower.endsWith(".nii") || lower.endsWith(".nii.gz")) {
-    return readNifti(path);
-  }
-  throw new InvalidInputError(
-    `LoadImaged: cannot read ${JSON.stringify(path)} here: only NIfTI (.nii, .nii.gz) is supported by the default reader; pass a reader for other formats`,
-    { path },
-  );
-};
+export const defaultReader: ImageReader = (path: string) => loadImage(path);
 
 /**
  * A Volume as a MetaTensor as MONAI's LoadImage leaves it: float32 values, no channel axis added (shape is the
@@ -71,7 +62,7 @@ export function volumeToTensor(volume: Volume, filename?: string): MetaTensor {
 }
 
 export interface LoadImagedOptions extends MapTransformOptions {
-  /** Reads a path into a Volume (default: `niftiReader`). */
+  /** Reads a path into a Volume (default: `defaultReader`, any format `loadImage` reads). */
   reader?: ImageReader;
   /** MONAI's `image_only` (default true). When false, also store the meta as `${key}_${metaKeyPostfix}`. */
   imageOnly?: boolean;
@@ -92,7 +83,7 @@ export class LoadImaged extends MapTransform {
 
   constructor(options: LoadImagedOptions) {
     super(options);
-    this.reader = options.reader ?? niftiReader;
+    this.reader = options.reader ?? defaultReader;
     this.imageOnly = options.imageOnly ?? true;
     this.metaKeyPostfix = options.metaKeyPostfix ?? "meta_dict";
     this.ensureChannelFirst = options.ensureChannelFirst ?? false;

@@ -144,7 +144,8 @@ export abstract class BasicInferTask extends InferTask {
 
     let labelPath: string | null = null;
     const pred = data[this.outputLabelKey];
-    if (!this.skipWriter && pred instanceof MetaTensor) {
+    const classification = this.type === "classification";
+    if (!this.skipWriter && !classification && pred instanceof MetaTensor) {
       labelPath = await writeLabel(pred, data);
     }
     lap("write");
@@ -152,6 +153,10 @@ export abstract class BasicInferTask extends InferTask {
     latencies.transform = (latencies.pre ?? 0) + (latencies.post ?? 0);
 
     const extra = data[this.outputJsonKey];
+    if (classification) {
+      // MONAI's ClassificationWriter: JSON only, one score per label.
+      return { labelPath: null, json: { prediction: this.predictions(pred), label_names: this.labelMap(), latencies } };
+    }
     return {
       labelPath,
       json: {
@@ -162,6 +167,15 @@ export abstract class BasicInferTask extends InferTask {
         ...(extra && typeof extra === "object" ? (extra as Record<string, unknown>) : {}),
       },
     };
+  }
+
+  /** Classification output (one value per label, after post-transforms) as MONAI's [{idx, label, score}]. */
+  private predictions(pred: unknown): { idx: number; label: string; score: number }[] {
+    const values = pred instanceof MetaTensor ? Array.from(pred.data) : [];
+    const names = labelNames(this.labels);
+    return values
+      .map((score, idx) => ({ idx, label: names[idx] ?? String(idx), score }))
+      .sort((a, b) => b.score - a.score);
   }
 
   /** {name: index} with indices from 1 in label order, or as the app gave them. */

@@ -3,14 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidInputError } from "../../errors.js";
 import { writeNifti } from "../../io/nifti.js";
+import { writeNrrd } from "../../io/nrrd.js";
 import { type MetaTensor, toVolume } from "../../transforms/tensor.js";
 
-const EXTENSIONS = [".nii.gz", ".nii"];
+const EXTENSIONS = [".nii.gz", ".nii", ".nrrd", ".seg.nrrd"];
 const DTYPES = ["uint8", "int16", "uint16", "int32", "float32"];
 
 /**
  * MONAI Label's Writer: the prediction as a label file in a temporary folder. `result_extension`
- * (default .nii.gz), `result_dtype` (default uint8) and `result_compress` come from the request.
+ * (.nii.gz by default, .nii, .nrrd, .seg.nrrd), `result_dtype` (default uint8) and `result_compress`
+ * come from the request.
  */
 export async function writeLabel(pred: MetaTensor, params: Record<string, unknown>): Promise<string> {
   let ext = typeof params.result_extension === "string" ? params.result_extension : ".nii.gz";
@@ -28,6 +30,12 @@ export async function writeLabel(pred: MetaTensor, params: Record<string, unknow
   }
   const dir = await mkdtemp(join(tmpdir(), "labelgraph-infer-"));
   const path = join(dir, `label${ext}`);
-  await writeNifti(toVolume(pred, dtype), path);
+  const volume = toVolume(pred, dtype);
+  if (ext.endsWith(".nrrd")) {
+    // Slicer's segmentation files are NRRD too; multi-channel output keeps its channel axis.
+    await writeNrrd(volume, path, { encoding: params.result_compress === false ? "raw" : "gzip" });
+  } else {
+    await writeNifti(volume, path);
+  }
   return path;
 }

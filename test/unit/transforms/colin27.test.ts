@@ -161,9 +161,12 @@ describe("Colin27 (ch2.nii.gz, 181x217x181 uint8)", () => {
     expect(image.meta.original_channel_dim).toBe(-1);
     expect(image.data[image.channelSize]).toBe(volume.data[volume.shape[0]! * volume.shape[1]! * volume.shape[2]!]);
 
-    await expect(new LoadImaged({ keys: "image" }).call({ image: "scan.nrrd" })).rejects.toThrow(
-      /only NIfTI \(\.nii, \.nii\.gz\) is supported by the default reader; pass a reader/,
-    );
+    // The default reader reads every supported format (here a PNG) and refuses what is not an image.
+    const png = (await new LoadImaged({ keys: "image" }).call({ image: fixture("camera.png") })).image as MetaTensor;
+    expect(png.shape).toEqual([512, 512]);
+    await expect(new LoadImaged({ keys: "image" }).call({ image: "missing-scan.nrrd" })).rejects.toMatchObject({
+      code: "INVALID_IMAGE",
+    });
     const custom = await new LoadImaged({
       keys: "image",
       reader: () => ({

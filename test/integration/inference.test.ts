@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GraphBuilder } from "../../src/graph/builder.js";
 import { readNifti } from "../../src/io/nifti.js";
 import { UNet } from "../../src/nn/unet.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -264,5 +265,84 @@ describe("inference on worker threads", () => {
     expect(out.data?.runInference).toMatchObject({ __typename: "RunInferenceSuccess" });
     // Colin27 (181x217x181) in 32^3 windows takes seconds; the server answered throughout.
     expect(answeredMeanwhile).toBeGreaterThan(5);
+  });
+});
+
+describe("clicks, classification and writer options", () => {
+  let s: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+    // Deepgrow stand-in: returns the foreground guidance channel (channel 1 of [image, fg, bg]).
+    const dg = new GraphBuilder({ name: "guidance" });
+    const x = dg.input("image", "float32", [1, 3, 33, 41, 25]);
+    dg.output(dg.slice(x, { starts: [1], ends: [2], axes: [1] }), "pred");
+    await writeFile(join(dir, "deepgrow.onnx"), dg.serialize());
+    // Classifier stand-in: softmax([mean, -mean]).
+    const cl = new GraphBuilder({ name: "classify" });
+    const y = cl.input("image", "float32", [1, 1, 32, 32, 32]);
+    const m = cl.reduceMean(y, [2, 3, 4], { keepdims: true });
+    cl.output(cl.softmax(cl.concat([m, cl.neg(m)], 1), 1), "pred");
+    await writeFile(join(dir, "classify.onnx"), cl.serialize());
+    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 5 });
+    await writeFile(join(dir, "seg.onnx"), net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+      conf: {
+        model_path: join(dir, "seg.onnx"),
+        deepgrow_path: join(dir, "deepgrow.onnx"),
+        classification_path: join(dir, "classify.onnx"),
+      },
+    });
+    await s.upload(
+      `mutation ($f: File!) { uploadImage(input: { file: $f, id: "anat" }) { __typename } }`,
+      { f: null },
+      { f: { data: await readFile(fixture("anatomical.nii")), name: "anatomical.nii" } },
+    );
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("turns foreground clicks into a label around the clicked voxel", async () => {
+    const r = await s.gql<{ runInference: { data: Row } }>(
+      `mutation { runInference(input: { model: "deepgrow", imageId: "anat", foreground: [[10, 20, 12]], background: [] }) {
+        ... on RunInferenceSuccess { data { url result } } ... on Error { code message } } }`,
+    );
+    const out = r.data?.runInference.data as Row;
+    expect((out.result as Row).centroids).toEqual({ clicked: ["10", "20", "12"] });
+    const tmp = join(dir, "dg.nii.gz");
+    await writeFile(tmp, Buffer.from(await (await fetch(out.url as string)).arrayBuffer()));
+    const label = await readNifti(tmp);
+    expect(label.data[10 + 33 * (20 + 41 * 12)]).toBe(1);
+    expect(label.data[0]).toBe(0);
+  });
+
+  it("answers classification with MONAI's prediction list and no label", async () => {
+    const r = await s.gql<{ runInference: { data: Row } }>(
+      `mutation { runInference(input: { model: "classification", imageId: "anat" }) {
+        ... on RunInferenceSuccess { data { url label { version } result } } ... on Error { code message } } }`,
+    );
+    const out = r.data?.runInference.data as Row;
+    expect(out.url).toBeNull();
+    expect(out.label).toBeNull();
+    const prediction = (out.result as { prediction: { idx: number; label: string; score: number }[] }).prediction;
+    expect(prediction.map((p) => p.label)).toEqual(["bright", "dark"]);
+    expect((prediction[0]?.score ?? 0) + (prediction[1]?.score ?? 0)).toBeCloseTo(1, 5);
+  });
+
+  it("writes NRRD when asked (result_extension) and refuses unknown extensions", async () => {
+    const r = await s.gql<{ runInference: { data: Row } }>(
+      `mutation { runInference(input: { model: "segmentation", imageId: "anat", params: { result_extension: ".nrrd" } }) {
+        ... on RunInferenceSuccess { data { label { extension version } } } ... on Error { code message } } }`,
+    );
+    // Version 2: the deepgrow run above saved version 1 of `original`.
+    expect(r.data?.runInference.data).toEqual({ label: { extension: ".nrrd", version: 2 } });
+    const bad = await s.gql<{ runInference: Row }>(
+      `mutation { runInference(input: { model: "segmentation", imageId: "anat", params: { result_extension: ".exe" } }) {
+        __typename ... on Error { code } } }`,
+    );
+    expect(bad.data?.runInference).toMatchObject({ code: "INVALID_INPUT" });
   });
 });

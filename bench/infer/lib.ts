@@ -204,7 +204,7 @@ export interface TorchResult {
  * MONAI's UNet (monai.networks.nets.UNet, norm INSTANCE, act PRELU, adn "NDA", kernel 3) in plain torch.nn,
  * timed forward over `windows` windows of `roi` per run (after one warm-up window), in inference mode.
  */
-const TORCH_SCRIPT = String.raw`
+const TORCH_SCRIPT = `
 import json, sys, time
 import torch
 import torch.nn as nn

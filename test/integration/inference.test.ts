@@ -198,7 +198,7 @@ describe("batch inference", () => {
     const r = await s.gql<{ runBatchInference: { data: Row } }>(
       `mutation { runBatchInference(input: { model: "segmentation", images: UNLABELED }) { ... on RunBatchInferenceSuccess { data { id } } ... on Error { code } } }`,
     );
-    const id = (r.data?.runBatchInference.data as Row).id as string;
+    const id = (r.data?.runBatchInference.data as Row | undefined)?.id as string;
     await s.container.jobs.idle();
     const job = await s.gql<{ job: Row }>(`{ job(id: "${id}") { status result progress } }`);
     expect(job.data?.job).toEqual({

@@ -17,9 +17,11 @@ import { createLogger, type Logger } from "./logger.js";
 import { SessionPool } from "./runtime/session-pool.js";
 import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
+import { ActiveLearningService } from "./tasks/activelearning/active-learning.service.js";
 import { batchInference } from "./tasks/infer/batch-inference.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
 import { InferenceWorkers } from "./tasks/infer/worker-pool.js";
+import { ScoringService } from "./tasks/scoring/scoring.service.js";
 
 /** The composition root: plain factories, no DI framework. */
 export interface Container {
@@ -35,6 +37,8 @@ export interface Container {
   app: LabelApp;
   pool: SessionPool;
   inference: InferenceService;
+  activeLearning: ActiveLearningService;
+  scoring: ScoringService;
   close(): Promise<void>;
 }
 
@@ -78,12 +82,16 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
         )
       : null;
   const inference = new InferenceService({ app, datastore, store, pool, sessions, workers });
-  const jobs = new InProcessJobQueue<JobCatalogue>({
+  const activeLearning = new ActiveLearningService({ app, datastore, pubsub, log });
+  // The queue below runs scoring jobs through this service, which queues them through the queue.
+  const scoring = new ScoringService({ app, datastore, store, pool, pubsub, jobs: (): JobQueue<JobCatalogue> => jobs, log });
+  const jobs: JobQueue<JobCatalogue> = new InProcessJobQueue<JobCatalogue>({
     repo: new JobRepository(database.db),
     pubsub,
     handlers: {
       exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
       batchInference: (params, ctx) => batchInference({ inference, datastore }, params, ctx),
+      scoring: (params, ctx) => scoring.run(params, ctx),
     },
     log: (m, e) => log.error(m, e),
   });
@@ -97,6 +105,10 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     await studies.watch();
   }
   await jobs.start();
+  activeLearning.start();
+  if (config.autoUpdateScoring) {
+    await scoring.startAutoUpdate();
+  }
 
   return {
     config,
@@ -111,8 +123,12 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     app,
     pool,
     inference,
+    activeLearning,
+    scoring,
     async close() {
       sessions.stop();
+      await scoring.stop();
+      await activeLearning.stop();
       await studies.close();
       await jobs.stop();
       await workers?.close();

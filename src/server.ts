@@ -44,6 +44,8 @@ export function buildServer(container: Container): Server {
     log: container.log,
     inference: container.inference,
     sessions: container.sessions,
+    activeLearning: container.activeLearning,
+    scoring: container.scoring,
   };
   const prefix = container.config.apiPrefix;
   const yoga = createYoga<Record<string, unknown>, Context>({

@@ -175,6 +175,45 @@ export function centroidsReplica(pred: MetaTensor, labels: Record<string, number
   return out;
 }
 
+/**
+ * The same centroids without a division and two modulos per voxel: z, y, x loops and per-label sums in typed
+ * arrays (the proposed replacement; labels are small non-negative integers after AsDiscreted).
+ */
+export function centroidsLoops(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
+  const [X = 1, Y = 1, Z = 1] = pred.spatialShape;
+  const dims = Math.min(pred.spatialShape.length, 3);
+  const wanted = Object.values(labels);
+  const size = Math.max(0, ...wanted) + 1;
+  const sx = new Float64Array(size);
+  const sy = new Float64Array(size);
+  const sz = new Float64Array(size);
+  const count = new Float64Array(size);
+  const d = pred.data;
+  let i = 0;
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      for (let x = 0; x < X; x++, i++) {
+        const v = d[i] as number;
+        if (v > 0 && v < size && Number.isInteger(v)) {
+          sx[v] = (sx[v] as number) + x;
+          sy[v] = (sy[v] as number) + y;
+          sz[v] = (sz[v] as number) + z;
+          count[v] = (count[v] as number) + 1;
+        }
+      }
+    }
+  }
+  const out: Record<string, string[]> = {};
+  for (const [name, idx] of Object.entries(labels)) {
+    const n = count[idx] ?? 0;
+    if (n > 0) {
+      const c = [sx[idx] as number, sy[idx] as number, sz[idx] as number];
+      out[name] = c.slice(0, dims).map((v) => String(Math.round(v / n)));
+    }
+  }
+  return out;
+}
+
 export const PYTHON = "/usr/bin/python3";
 
 export function torchAvailable(): boolean {

@@ -1,4 +1,6 @@
+import type { Strategy } from "../tasks/activelearning/strategy.js";
 import type { InferTask } from "../tasks/infer/infer-task.js";
+import type { ScoringMethod } from "../tasks/scoring/scoring-method.js";
 
 /**
  * The app an author writes (MONAI Label's MONAILabelApp). The inference, training, active-learning
@@ -44,11 +46,26 @@ export class LabelApp {
   initTrainers(): Record<string, unknown> {
     return {};
   }
-  initStrategies(): Record<string, unknown> {
+  /** MONAI's default is {random: Random()}; an app names its strategies here (see tasks/activelearning). */
+  initStrategies(): Record<string, Strategy> {
     return {};
   }
-  initScoringMethods(): Record<string, unknown> {
+
+  #strategies: Record<string, Strategy> | null = null;
+  /** initStrategies(), called once and kept. */
+  strategies(): Record<string, Strategy> {
+    this.#strategies ??= this.initStrategies();
+    return this.#strategies;
+  }
+  initScoringMethods(): Record<string, ScoringMethod> {
     return {};
+  }
+
+  #scoringMethods: Record<string, ScoringMethod> | null = null;
+  /** initScoringMethods(), called once and kept. */
+  scoringMethods(): Record<string, ScoringMethod> {
+    this.#scoringMethods ??= this.initScoringMethods();
+    return this.#scoringMethods;
   }
 
   info(): AppInfo {
@@ -59,8 +76,8 @@ export class LabelApp {
       labels: this.labels,
       models: Object.fromEntries(Object.entries(this.infers()).filter(([, t]) => t.isValid())),
       trainers: this.initTrainers(),
-      strategies: this.initStrategies(),
-      scoring: this.initScoringMethods(),
+      strategies: this.strategies(),
+      scoring: this.scoringMethods(),
     };
   }
 }

@@ -51,6 +51,7 @@ export const envSchema = z.object({
   MONAI_LABEL_DATASTORE_READ_ONLY: bool(false),
   MONAI_LABEL_DATASTORE_FILE_EXT: list(["*.nii.gz", "*.nii", "*.nrrd", "*.jpg", "*.png", "*.tif", "*.svs", "*.xml"]),
   MONAI_LABEL_SESSIONS: bool(true),
+  MONAI_LABEL_AUTO_UPDATE_SCORING: bool(true),
   MONAI_LABEL_SESSION_EXPIRY: z.coerce
     .number()
     .int()
@@ -96,6 +97,8 @@ export interface Config {
   database: DatabaseConfig;
   objectStore: ObjectStoreConfig;
   sessions: { enabled: boolean; expiry: number };
+  /** Rerun scoring at start, after final labels and after training (MONAI_LABEL_AUTO_UPDATE_SCORING). */
+  autoUpdateScoring: boolean;
   /** Worker threads that run inference (0: on the main thread, blocking it while a model runs). */
   inferWorkers: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -191,6 +194,7 @@ export function loadConfig(
       enabled: e.MONAI_LABEL_SESSIONS,
       expiry: e.MONAI_LABEL_SESSION_EXPIRY,
     },
+    autoUpdateScoring: e.MONAI_LABEL_AUTO_UPDATE_SCORING,
     inferWorkers: e.LABELGRAPH_INFER_WORKERS,
     logLevel: e.LABELGRAPH_LOG_LEVEL,
   };

@@ -1,6 +1,7 @@
 import { createPubSub, SlidingBuffer } from "@graphql-yoga/subscription";
 import type { DatastoreChange } from "../datastore/types.js";
 import type { JobRecord } from "../db/jobs.repo.js";
+import type { ScoreUpdate } from "../tasks/scoring/scoring-method.js";
 
 /**
  * Every realtime topic and its payload. Services publish; GraphQL subscription fields only subscribe.
@@ -9,6 +10,8 @@ import type { JobRecord } from "../db/jobs.repo.js";
 export type Topics = {
   "datastore:changed": [DatastoreChange];
   "job:updated": [JobRecord];
+  /** One image's (or label's) new score, as each lands during a scoring job. */
+  "score:updated": [ScoreUpdate];
 };
 
 export type PubSub = ReturnType<typeof createEventBus>;

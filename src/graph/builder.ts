@@ -14,7 +14,7 @@ import {
   type ValueSource,
 } from "./ir.js";
 import { type ModelProto, type SerializeOptions, serializeGraph, toModelProto } from "./serialize.js";
-import { inferNode, ShapeError } from "./shape-inference.js";
+import { inferNode, onnxDataType, ShapeError } from "./shape-inference.js";
 
 export interface GraphBuilderOptions {
   name?: string;
@@ -454,6 +454,92 @@ export class GraphBuilder {
       [x, axes === undefined ? undefined : this.int64s(axes, `${name}/axes`)],
       { keepdims: intAttr(options.keepdims === false ? 0 : 1) },
     ]);
+  }
+
+  /** Elementwise minimum / maximum (with broadcasting). */
+  min(values: readonly Value[], options?: OpOptions): Value {
+    return this.one("Min", values, {}, options);
+  }
+
+  max(values: readonly Value[], options?: OpOptions): Value {
+    return this.one("Max", values, {}, options);
+  }
+
+  pow(x: Value, exponent: Value, options?: OpOptions): Value {
+    return this.one("Pow", [x, exponent], {}, options);
+  }
+
+  abs(x: Value, options?: OpOptions): Value {
+    return this.one("Abs", [x], {}, options);
+  }
+
+  sign(x: Value, options?: OpOptions): Value {
+    return this.one("Sign", [x], {}, options);
+  }
+
+  reciprocal(x: Value, options?: OpOptions): Value {
+    return this.one("Reciprocal", [x], {}, options);
+  }
+
+  /** axis defaults to 1 (channels), like softmax. */
+  logSoftmax(x: Value, axis = 1, options?: OpOptions): Value {
+    return this.one("LogSoftmax", [x], { axis: intAttr(axis) }, options);
+  }
+
+  greater(a: Value, b: Value, options?: OpOptions): Value {
+    return this.one("Greater", [a, b], {}, options);
+  }
+
+  less(a: Value, b: Value, options?: OpOptions): Value {
+    return this.one("Less", [a, b], {}, options);
+  }
+
+  equal(a: Value, b: Value, options?: OpOptions): Value {
+    return this.one("Equal", [a, b], {}, options);
+  }
+
+  /** cond ? a : b, elementwise with broadcasting. */
+  where(cond: Value, a: Value, b: Value, options?: OpOptions): Value {
+    return this.one("Where", [cond, a, b], {}, options);
+  }
+
+  cast(x: Value, to: DType, options?: OpOptions): Value {
+    return this.one("Cast", [x], { to: intAttr(onnxDataType[to]) }, options);
+  }
+
+  /** Broadcasts x to `shape` (numpy rules). */
+  expand(x: Value, shape: readonly number[], options?: OpOptions): Value {
+    return this.withConstants("Expand", options, (name) => [[x, this.int64s(shape, `${name}/shape`)], {}]);
+  }
+
+  gemm(a: Value, b: Value, options: OpOptions & { transA?: boolean; transB?: boolean; c?: Value } = {}): Value {
+    const attrs: Record<string, Attr> = {};
+    if (options.transA) {
+      attrs.transA = intAttr(1);
+    }
+    if (options.transB) {
+      attrs.transB = intAttr(1);
+    }
+    return this.one("Gemm", options.c ? [a, b, options.c] : [a, b], attrs, options);
+  }
+
+  matMul(a: Value, b: Value, options?: OpOptions): Value {
+    return this.one("MatMul", [a, b], {}, options);
+  }
+
+  /** Uniform random values in [low, high) shaped like x (a fresh draw on every run unless seeded). */
+  randomUniformLike(x: Value, options: OpOptions & { low?: number; high?: number; seed?: number } = {}): Value {
+    const attrs: Record<string, Attr> = { low: attr.float(options.low ?? 0), high: attr.float(options.high ?? 1) };
+    if (options.seed !== undefined) {
+      attrs.seed = attr.float(options.seed);
+    }
+    return this.one("RandomUniformLike", [x], attrs, options);
+  }
+
+  /** A scalar (shape []) constant of a float dtype, for arithmetic with values of that dtype. */
+  scalar(value: number, dtype: "float32" | "float64" = "float32", name?: string): Value {
+    const data = dtype === "float64" ? new Float64Array([value]) : new Float32Array([value]);
+    return this.constant(data, [], { name });
   }
 
   // ------------------------------------------------------------------ shape

@@ -645,6 +645,149 @@ function squeezeLike(n: NodeReader, unsqueeze: boolean): OutputInfo[] {
   return [{ dtype: x.dtype, shape }];
 }
 
+// ------------------------------------------------------------------------------------------------------------
+// Ops that a generated backward pass, a training transform or a loss adds (comparisons, masks, matrix products).
+
+/** ONNX TensorProto.DataType numbers of the dtypes the IR knows. */
+export const onnxDataType: Readonly<Record<DType, number>> = {
+  float32: 1,
+  uint8: 2,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float64: 11,
+};
+
+function dtypeFromOnnx(n: NodeReader, code: number): DType {
+  const found = (Object.entries(onnxDataType) as [DType, number][]).find(([, c]) => c === code);
+  if (!found) {
+    n.fail(`data type ${code} is not supported`);
+  }
+  return found[0];
+}
+
+function compare(n: NodeReader): OutputInfo[] {
+  const [out] = broadcasting(n);
+  return [{ dtype: "bool", shape: out!.shape }];
+}
+
+function where(n: NodeReader): OutputInfo[] {
+  const cond = n.input(0);
+  const a = n.input(1);
+  const b = n.input(2);
+  if (cond.dtype !== "bool") {
+    n.fail(`condition must be bool, got ${cond.dtype}`);
+  }
+  const dtype = n.sameDtype([a, b]);
+  const ab = broadcastShapes(a.shape, b.shape);
+  const shape = ab && broadcastShapes(cond.shape, ab);
+  if (!shape) {
+    n.fail(`shapes ${[cond, a, b].map((v) => formatShape(v.shape)).join(", ")} do not broadcast`);
+  }
+  return [{ dtype, shape }];
+}
+
+function cast(n: NodeReader): OutputInfo[] {
+  const x = n.input(0);
+  return [{ dtype: dtypeFromOnnx(n, n.int("to", 1)), shape: [...x.shape] }];
+}
+
+function expand(n: NodeReader): OutputInfo[] {
+  const x = n.input(0);
+  const target = n.ints(1);
+  const shape = broadcastShapes(x.shape, target);
+  if (!shape) {
+    n.fail(`${formatShape(x.shape)} does not expand to ${formatShape(target)}`);
+  }
+  return [{ dtype: x.dtype, shape }];
+}
+
+function maxUnpool(n: NodeReader): OutputInfo[] {
+  const x = n.input(0);
+  const indices = n.input(1);
+  n.float32(x, "X");
+  if (indices.dtype !== "int64" || indices.shape.join() !== x.shape.join()) {
+    n.fail(`I must be int64 shaped like X ${formatShape(x.shape)}`);
+  }
+  if (!n.has(2)) {
+    n.fail("give output_shape (the static shape of the pooled input)");
+  }
+  const shape = n.ints(2);
+  if (shape.length !== x.shape.length || shape[0] !== x.shape[0] || shape[1] !== x.shape[1]) {
+    n.fail(`output_shape ${formatShape(shape)} does not fit X ${formatShape(x.shape)}`);
+  }
+  return [{ dtype: x.dtype, shape }];
+}
+
+function scatterElements(n: NodeReader): OutputInfo[] {
+  const data = n.input(0);
+  const indices = n.input(1);
+  const updates = n.input(2);
+  if (indices.shape.join() !== updates.shape.join() || indices.shape.length !== data.shape.length) {
+    n.fail(`indices ${formatShape(indices.shape)} and updates ${formatShape(updates.shape)} must match in shape`);
+  }
+  n.sameDtype([data, updates]);
+  return sameShape(data);
+}
+
+function gemm(n: NodeReader): OutputInfo[] {
+  const a = n.input(0);
+  const b = n.input(1);
+  const dtype = n.sameDtype([a, b]);
+  if (a.shape.length !== 2 || b.shape.length !== 2) {
+    n.fail(`A ${formatShape(a.shape)} and B ${formatShape(b.shape)} must be matrices`);
+  }
+  const [m, ka] = n.int("transA", 0) ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+  const [kb, cols] = n.int("transB", 0) ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
+  if (ka !== kb) {
+    n.fail(`inner sizes differ: A ${formatShape(a.shape)}, B ${formatShape(b.shape)}`);
+  }
+  const c = n.optional(2);
+  if (c) {
+    const s = broadcastShapes(c.shape, [m, cols]);
+    if (!s || s.join() !== [m, cols].join()) {
+      n.fail(`C ${formatShape(c.shape)} does not broadcast to [${m}, ${cols}]`);
+    }
+  }
+  return [{ dtype, shape: [m, cols] }];
+}
+
+function matMul(n: NodeReader): OutputInfo[] {
+  const a = n.input(0);
+  const b = n.input(1);
+  const dtype = n.sameDtype([a, b]);
+  if (a.shape.length === 0 || b.shape.length === 0) {
+    n.fail("operands must have rank >= 1");
+  }
+  const as = a.shape.length === 1 ? [1, a.shape[0]!] : [...a.shape];
+  const bs = b.shape.length === 1 ? [b.shape[0]!, 1] : [...b.shape];
+  if (as[as.length - 1] !== bs[bs.length - 2]) {
+    n.fail(`inner sizes differ: ${formatShape(a.shape)} x ${formatShape(b.shape)}`);
+  }
+  const batch = broadcastShapes(as.slice(0, -2), bs.slice(0, -2));
+  if (!batch) {
+    n.fail(`batch axes of ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast`);
+  }
+  const shape = [...batch];
+  if (a.shape.length > 1) {
+    shape.push(as[as.length - 2]!);
+  }
+  if (b.shape.length > 1) {
+    shape.push(bs[bs.length - 1]!);
+  }
+  return [{ dtype, shape }];
+}
+
+function randomLike(n: NodeReader): OutputInfo[] {
+  const x = n.input(0);
+  const a = n.attr("dtype");
+  const dtype = a === undefined ? x.dtype : dtypeFromOnnx(n, n.int("dtype", 1));
+  if (dtype !== "float32" && dtype !== "float64") {
+    n.fail(`dtype must be float32 or float64, got ${dtype}`);
+  }
+  return [{ dtype, shape: [...x.shape] }];
+}
+
 const rules: Record<string, Rule> = {
   Conv: conv,
   ConvTranspose: convTranspose,
@@ -681,6 +824,27 @@ const rules: Record<string, Rule> = {
   Pad: pad,
   Unsqueeze: (n) => squeezeLike(n, true),
   Squeeze: (n) => squeezeLike(n, false),
+  LogSoftmax: softmax,
+  Reciprocal: unaryFloat,
+  Softplus: unaryFloat,
+  Pow: broadcasting,
+  Min: broadcasting,
+  Max: broadcasting,
+  Greater: compare,
+  Less: compare,
+  GreaterOrEqual: compare,
+  LessOrEqual: compare,
+  Equal: compare,
+  Not: (n) => sameShape(n.input(0)),
+  Where: where,
+  Cast: cast,
+  Expand: expand,
+  MaxUnpool: maxUnpool,
+  ScatterElements: scatterElements,
+  Gemm: gemm,
+  MatMul: matMul,
+  RandomUniformLike: randomLike,
+  RandomNormalLike: randomLike,
 };
 
 export function supportedOps(): string[] {

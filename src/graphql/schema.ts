@@ -8,6 +8,8 @@ import "./job.js";
 import "./model.js";
 import "./session.js";
 import "./datastore-events.js";
+import "./strategy.js";
+import "./scoring.js";
 
 // toSchema() sorts types and fields, so the printed schema is stable.
 export const schema = builder.toSchema();

@@ -668,10 +668,22 @@ function voxelBytes(data: ArrayLike<number>, dtype: string): Uint8Array {
     bytes = new Uint8Array(out.buffer);
   } else {
     const ctor = TYPED_CTORS[dtype]!;
-    const typed =
-      data instanceof ctor
-        ? (data as VoxelArray)
-        : ctor.from(data, isIntegerDtype(dtype) ? (v: number) => Math.round(v) : (v: number) => v);
+    let typed: VoxelArray;
+    if (data instanceof ctor) {
+      typed = data as VoxelArray;
+    } else {
+      // A plain loop: TypedArray.from with a callback costs ~1.3 s for Colin27's 7.1M voxels (bench/infer).
+      typed = new ctor(data.length) as VoxelArray;
+      if (isIntegerDtype(dtype)) {
+        for (let i = 0; i < data.length; i++) {
+          typed[i] = Math.round(data[i] as number);
+        }
+      } else {
+        for (let i = 0; i < data.length; i++) {
+          typed[i] = data[i] as number;
+        }
+      }
+    }
     bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   }
   const elementSize = DATATYPE_BY_NAME.get(dtype)!.bytes / DATATYPE_BY_NAME.get(dtype)!.components;
@@ -805,7 +817,8 @@ function diagonalAffine(spacing: readonly number[]): number[][] {
 export async function writeNifti(volume: Volume, path: string): Promise<void> {
   let bytes = encodeNifti(volume);
   if (path.toLowerCase().endsWith(".gz")) {
-    bytes = await gzipAsync(bytes);
+    // Level 1, as nibabel (and so MONAI's writer) compresses: level 6 tripled the write time for little gain.
+    bytes = await gzipAsync(bytes, { level: 1 });
   }
   const tmp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
   try {

@@ -693,7 +693,7 @@ export async function encodeNrrd(volume: Volume, options: WriteNrrdOptions = {})
   const headerBytes = Buffer.from(`${lines.join("\n")}\n\n`, "latin1");
   let body = voxelsToBytes(volume.data, dtype, true);
   if (encoding === "gzip") {
-    body = await gzipAsync(body);
+    body = await gzipAsync(body, { level: 1 });
   }
   const out = new Uint8Array(headerBytes.length + body.length);
   out.set(headerBytes, 0);

@@ -23,6 +23,19 @@ export type JobCatalogue = {
     /** Per image: the saved label's tag and version, or {} when it failed (as MONAI reports it). */
     result: Record<string, { tag?: string; version?: number; error?: string }>;
   };
+  /** One of the app's scoring methods (MONAI's POST /scoring/{method}); scores land in image or label info. */
+  scoring: {
+    params: {
+      method: string;
+      params?: Record<string, unknown> | null;
+      /** Only these images; null: every image the method applies to. */
+      imageIds?: string[] | null;
+      /** What queued it: a client, the server start, a final label, a new model version. */
+      trigger?: "api" | "start" | "label" | "model" | null;
+    };
+    /** The method's summary (Dice: {id: dice}; Epistemic: {total, skipped, executed, latency} ...). */
+    result: Record<string, unknown>;
+  };
 };
 
 export type JobKindOf<C> = Extract<keyof C, string>;

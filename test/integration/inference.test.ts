@@ -265,6 +265,8 @@ describe("inference on worker threads", () => {
     expect(out.data?.runInference).toMatchObject({ __typename: "RunInferenceSuccess" });
     // Colin27 (181x217x181) in 32^3 windows takes seconds; the server answered throughout.
     expect(answeredMeanwhile).toBeGreaterThan(5);
+    // The model ran on the worker thread: the main thread never loaded an onnxruntime session.
+    expect(s.container.pool.stats().loads).toBe(0);
   });
 });
 

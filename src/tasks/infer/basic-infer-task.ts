@@ -78,6 +78,8 @@ export abstract class BasicInferTask extends InferTask {
         roiSize: roi,
         overlap: typeof data.sw_overlap === "number" ? data.sw_overlap : 0.25,
         swBatchSize: typeof data.sw_batch_size === "number" ? data.sw_batch_size : 1,
+        // MONAI accumulates windows in float32; float64 costs memory and time for no visible gain.
+        precision: "float32",
       });
     }
     return new SimpleInferer();
@@ -148,6 +150,7 @@ export abstract class BasicInferTask extends InferTask {
     if (!this.skipWriter && !classification && pred instanceof MetaTensor) {
       labelPath = await writeLabel(pred, data);
     }
+    const found = pred instanceof MetaTensor && !classification ? centroids(pred, this.labelMap()) : null;
     lap("write");
     latencies.total = Math.round(performance.now() - t0) / 1000;
     latencies.transform = (latencies.pre ?? 0) + (latencies.post ?? 0);
@@ -162,7 +165,7 @@ export abstract class BasicInferTask extends InferTask {
       json: {
         label_names: this.labelMap(),
         latencies,
-        ...(pred instanceof MetaTensor ? { centroids: centroids(pred, this.labelMap()) } : {}),
+        ...(found ? { centroids: found } : {}),
         ...(warnings.length ? { warnings } : {}),
         ...(extra && typeof extra === "object" ? (extra as Record<string, unknown>) : {}),
       },
@@ -189,26 +192,34 @@ export abstract class BasicInferTask extends InferTask {
 
 /** MONAI Label's centroids: for each label present, the voxel centre of mass, as [x, y, z] strings. */
 function centroids(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
-  const [X = 1, Y = 1] = pred.spatialShape;
-  const sums = new Map<number, [number, number, number, number]>();
+  const [X = 1, Y = 1, Z = 1] = pred.spatialShape;
   const d = pred.data;
-  const n = pred.spatialShape.reduce((a, b) => a * b, 1);
-  for (let i = 0; i < n; i++) {
-    const v = d[i] ?? 0;
-    if (v > 0) {
-      const s = sums.get(v) ?? [0, 0, 0, 0];
-      s[0] += i % X;
-      s[1] += Math.floor(i / X) % Y;
-      s[2] += Math.floor(i / (X * Y));
-      s[3] += 1;
-      sums.set(v, s);
+  const idx = Object.values(labels);
+  const maxLabel = Math.max(0, ...idx);
+  // Per label value: sum x, sum y, sum z, count.
+  const acc = new Float64Array((maxLabel + 1) * 4);
+  let i = 0;
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      for (let x = 0; x < X; x++, i++) {
+        const v = d[i] ?? 0;
+        if (v > 0 && v <= maxLabel && Number.isInteger(v)) {
+          const o = v * 4;
+          acc[o] = (acc[o] ?? 0) + x;
+          acc[o + 1] = (acc[o + 1] ?? 0) + y;
+          acc[o + 2] = (acc[o + 2] ?? 0) + z;
+          acc[o + 3] = (acc[o + 3] ?? 0) + 1;
+        }
+      }
     }
   }
   const out: Record<string, string[]> = {};
-  for (const [name, idx] of Object.entries(labels)) {
-    const s = sums.get(idx);
-    if (s) {
-      out[name] = [s[0], s[1], s[2]].slice(0, pred.spatialShape.length).map((c) => String(Math.round(c / s[3])));
+  for (const [name, v] of Object.entries(labels)) {
+    const n = acc[v * 4 + 3] ?? 0;
+    if (n > 0) {
+      out[name] = [0, 1, 2]
+        .slice(0, pred.spatialShape.length)
+        .map((a) => String(Math.round((acc[v * 4 + a] ?? 0) / n)));
     }
   }
   return out;

@@ -79,10 +79,10 @@ export class InferenceService {
     let labelPath: string | null = null;
     try {
       // Readers decide the format from the file name; object keys keep the extension.
-      const run = await task.run(
-        { imagePath: local.path, params: { ...(input.params ?? {}) } },
-        { pool: this.deps.pool },
-      );
+      const request = { imagePath: local.path, params: { ...(input.params ?? {}) } };
+      const run = this.deps.workers
+        ? await this.deps.workers.run(input.model, request)
+        : await task.run(request, { pool: this.deps.pool });
       labelPath = run.labelPath;
       const outcome: InferenceOutcome = {
         model: input.model,

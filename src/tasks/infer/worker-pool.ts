@@ -46,10 +46,8 @@ export class InferenceWorkers {
 
   private spawn(i: number): Slot {
     const threads = this.data.threads ?? Math.max(1, Math.floor(availableParallelism() / this.slots.length));
-    const worker = new Worker(new URL("./infer.worker.ts", import.meta.url), {
+    const worker = new Worker(new URL("./infer-worker-boot.mjs", import.meta.url), {
       workerData: { ...this.data, threads } satisfies WorkerData,
-      // The worker runs TypeScript (the app may be TypeScript too) through tsx, as the CLI does.
-      execArgv: ["--import", "tsx"],
     });
     const slot: Slot = { worker, busy: 0, pending: new Map() };
     worker.on("message", (reply: WorkerReply) => {

@@ -84,7 +84,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
   const inference = new InferenceService({ app, datastore, store, pool, sessions, workers });
   const activeLearning = new ActiveLearningService({ app, datastore, pubsub, log });
   // The queue below runs scoring jobs through this service, which queues them through the queue.
-  const scoring = new ScoringService({ app, datastore, store, pool, pubsub, jobs: (): JobQueue<JobCatalogue> => jobs, log });
+  const scoring = new ScoringService({ app, datastore, store, pool, pubsub, log, jobs: () => jobs });
   const jobs: JobQueue<JobCatalogue> = new InProcessJobQueue<JobCatalogue>({
     repo: new JobRepository(database.db),
     pubsub,

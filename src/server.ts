@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import type { ServerOptions } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createYoga, maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Container } from "./container.js";
@@ -67,6 +68,8 @@ export function buildServer(container: Container): Server {
     },
     logging: false,
     landingPage: false,
+    // GraphiQL with its assets inlined: the default page loads them from a CDN, which offline sites cannot reach.
+    renderGraphiQL,
   });
 
   /** Serves one stored object as a download. */

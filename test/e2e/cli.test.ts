@@ -63,7 +63,10 @@ describe("the labelgraph CLI", () => {
         },
       });
       const graphiql = await fetch(`${url}/graphql`, { headers: { accept: "text/html" } });
-      expect(await graphiql.text()).toContain("GraphiQL");
+      const page = await graphiql.text();
+      expect(page).toContain("GraphiQL");
+      // Served whole: an offline site cannot fetch GraphiQL from a CDN.
+      expect(page).not.toContain("unpkg.com");
     } finally {
       const exited = new Promise((r) => proc.on("exit", r));
       proc.kill("SIGTERM");

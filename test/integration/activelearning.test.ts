@@ -65,7 +65,7 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** A 4x4x4 uint8 NIfTI file whose voxels `fill` gives (x fastest). */
-async function nifti(fill: (x: number, y: number, z: number) => number, name = "v.nii.gz"): Promise<string> {
+async function nifti(fill: Fill, name = "v.nii.gz"): Promise<string> {
   const data = new Uint8Array(64);
   for (let z = 0; z < 4; z++) {
     for (let y = 0; y < 4; y++) {
@@ -83,13 +83,14 @@ async function nifti(fill: (x: number, y: number, z: number) => number, name = "
 }
 
 /** final: x in {1, 2} on the z = 0 plane (8 voxels); original: x in {2, 3} (8 voxels); they share x = 2 (4). */
-const FINAL = (x: number, _y: number, z: number) => (z === 0 && (x === 1 || x === 2) ? 1 : 0);
-const ORIGINAL = (x: number, _y: number, z: number) => (z === 0 && (x === 2 || x === 3) ? 1 : 0);
+type Fill = (x: number, y: number, z: number) => number;
+const FINAL: Fill = (x, _y, z) => (z === 0 && (x === 1 || x === 2) ? 1 : 0);
+const ORIGINAL: Fill = (x, _y, z) => (z === 0 && (x === 2 || x === 3) ? 1 : 0);
 
 interface Env {
   s: TestServer;
   addImage(id: string, value: number): Promise<void>;
-  saveLabel(id: string, tag: string, fill: typeof FINAL, info?: Row): Promise<void>;
+  saveLabel(id: string, tag: string, fill: Fill, info?: Row): Promise<void>;
   info(id: string): Promise<Row>;
   runScoring(method: string, params?: Row): Promise<Row>;
 }
@@ -155,20 +156,23 @@ describe("strategies over GraphQL", () => {
   it("lists the app's strategies and scoring methods", async () => {
     env = await start();
     const r = await env.s.gql("{ strategies { name description } scoringMethods { name info } }");
-    expect((r.data?.strategies as Row[]).map((x) => x.name)).toEqual([
+    expect((r.data as { strategies: Row[] }).strategies.map((x) => x.name)).toEqual([
       "random",
       "first",
       "last",
       "epistemic",
       "my_score",
     ]);
-    expect((r.data?.scoringMethods as Row[]).map((x) => x.name)).toEqual([
+    expect((r.data as { scoringMethods: Row[] }).scoringMethods.map((x) => x.name)).toEqual([
       "dice",
       "sum",
       "epistemic",
       "my_scoring_method",
     ]);
-    expect((r.data?.scoringMethods as Row[])[2]?.info).toMatchObject({ model: "epistemic_model", simulation_size: 5 });
+    expect((r.data as { scoringMethods: Row[] }).scoringMethods[2]?.info).toMatchObject({
+      model: "epistemic_model",
+      simulation_size: 5,
+    });
   });
 
   it("First and Last serve the lowest and highest unlabeled id, record the serve, and give null when all is labeled", async () => {
@@ -180,7 +184,7 @@ describe("strategies over GraphQL", () => {
     const before = Math.floor(Date.now() / 1000);
     const first = await next(env.s, "first", "alice");
     expect(first).toMatchObject({ id: "b", labeled: false, served: [{ strategy: "first", clientId: "alice" }] });
-    const servedAt = Date.parse((first?.served as Row[])[0]?.servedAt as string) / 1000;
+    const servedAt = Date.parse((first as { served: Row[] }).served[0]?.servedAt as string) / 1000;
     expect(servedAt).toBeGreaterThanOrEqual(before);
     expect((await env.info("b")).strategy).toEqual({ first: { ts: servedAt, client_id: "alice" } });
 

@@ -170,8 +170,7 @@ export class ScoringService {
       waiting.some((j) => {
         const p = j.params as ScoringJobParams;
         return (
-          p.method === method &&
-          (p.imageIds == null || (imageIds !== null && imageIds.every((id) => p.imageIds?.includes(id))))
+          p.method === method && (p.imageIds == null || imageIds?.every((id) => p.imageIds?.includes(id)) === true)
         );
       });
     const queued: JobRecord[] = [];

@@ -28,6 +28,9 @@ export class Sum extends ScoringMethod {
       ids = [...all].sort();
     }
     const result: Record<string, Record<string, { sum: number; slices: number[] }>> = {};
+    const record = (id: string, tag: string, score: { sum: number; slices: number[] }) => {
+      result[id] = { ...result[id], [tag]: score };
+    };
     for (const [i, id] of ids.entries()) {
       if (ctx.signal.aborted) {
         break;
@@ -42,7 +45,7 @@ export class Sum extends ScoringMethod {
           }
           const { sum, slices } = label.info;
           if (!recompute && typeof sum === "number" && Array.isArray(slices)) {
-            (result[id] ??= {})[tag] = { sum, slices: slices as number[] };
+            record(id, tag, { sum, slices: slices as number[] });
             break;
           }
           const volume = await loadStored(ctx, label);
@@ -52,7 +55,7 @@ export class Sum extends ScoringMethod {
             recompute = true; // what was just merged into the newer version is stale
             continue;
           }
-          (result[id] ??= {})[tag] = score;
+          record(id, tag, score);
           ctx.report({ imageId: id, tag, version: label.version, score });
           break;
         }

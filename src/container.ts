@@ -19,6 +19,7 @@ import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { ActiveLearningService } from "./tasks/activelearning/active-learning.service.js";
 import { batchInference } from "./tasks/infer/batch-inference.js";
+import { trainJob } from "./tasks/train/training.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
 import { InferenceWorkers } from "./tasks/infer/worker-pool.js";
 import { ScoringService } from "./tasks/scoring/scoring.service.js";
@@ -91,6 +92,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     handlers: {
       exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
       batchInference: (params, ctx) => batchInference({ inference, datastore }, params, ctx),
+      train: (params, ctx) => trainJob({ app, datastore, store, pubsub }, params, ctx),
       scoring: (params, ctx) => scoring.run(params, ctx),
     },
     log: (m, e) => log.error(m, e),

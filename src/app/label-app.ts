@@ -1,6 +1,7 @@
 import type { Strategy } from "../tasks/activelearning/strategy.js";
 import type { InferTask } from "../tasks/infer/infer-task.js";
 import type { ScoringMethod } from "../tasks/scoring/scoring-method.js";
+import type { TrainTask } from "../tasks/train/basic-train-task.js";
 
 /**
  * The app an author writes (MONAI Label's MONAILabelApp). The inference, training, active-learning
@@ -43,8 +44,15 @@ export class LabelApp {
     this.#infers ??= this.initInfers();
     return this.#infers;
   }
-  initTrainers(): Record<string, unknown> {
+  initTrainers(): Record<string, TrainTask> {
     return {};
+  }
+
+  #trainers: Record<string, TrainTask> | null = null;
+  /** initTrainers(), called once and kept. */
+  trainers(): Record<string, TrainTask> {
+    this.#trainers ??= this.initTrainers();
+    return this.#trainers;
   }
   /** MONAI's default is {random: Random()}; an app names its strategies here (see tasks/activelearning). */
   initStrategies(): Record<string, Strategy> {
@@ -75,7 +83,7 @@ export class LabelApp {
       version: this.version,
       labels: this.labels,
       models: Object.fromEntries(Object.entries(this.infers()).filter(([, t]) => t.isValid())),
-      trainers: this.initTrainers(),
+      trainers: this.trainers(),
       strategies: this.strategies(),
       scoring: this.scoringMethods(),
     };

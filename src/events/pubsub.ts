@@ -1,6 +1,10 @@
 import { createPubSub, SlidingBuffer } from "@graphql-yoga/subscription";
 import type { DatastoreChange } from "../datastore/types.js";
 import type { JobRecord } from "../db/jobs.repo.js";
+import type { TrainingEvent } from "../tasks/train/basic-train-task.js";
+
+/** One training iteration or epoch, with the job and model it belongs to. */
+export type TrainingProgress = TrainingEvent & { jobId: string; model: string };
 import type { ScoreUpdate } from "../tasks/scoring/scoring-method.js";
 
 /**
@@ -10,6 +14,7 @@ import type { ScoreUpdate } from "../tasks/scoring/scoring-method.js";
 export type Topics = {
   "datastore:changed": [DatastoreChange];
   "job:updated": [JobRecord];
+  "training:progress": [TrainingProgress];
   /** One image's (or label's) new score, as each lands during a scoring job. */
   "score:updated": [ScoreUpdate];
 };

@@ -9,7 +9,7 @@
  * gradients are one strided Slice + Gemm per kernel offset ("form (b)"); InstanceNormalization has a hand-written
  * rule; MaxPool scatters the output gradient back through its Indices.
  */
-import type { GraphBuilder } from "./builder.js";
+import { GraphBuilder } from "./builder.js";
 import { type Attr, type DType, formatShape, type Graph, type Node, numel, type TensorData, type Value } from "./ir.js";
 
 /** A gradient cannot be built: an op without a rule, or an attribute a rule does not handle. */
@@ -1000,4 +1000,22 @@ export function gradients(
     }
   }
   return out;
+}
+
+/**
+ * `gradients` on a finished graph: continues it in a new builder (GraphBuilder.fromGraph), appends the backward
+ * pass, and returns the builder (to add outputs) with the gradients.
+ */
+export function withGradients(
+  graph: Graph,
+  loss: Value | string,
+  wrt: readonly string[],
+  options: GradientOptions = {},
+): { builder: GraphBuilder; grads: Map<string, Value> } {
+  const builder = GraphBuilder.fromGraph(graph);
+  const lossValue = typeof loss === "string" ? graph.values.get(loss) : loss;
+  if (!lossValue) {
+    throw new GradientError(`loss '${String(loss)}' is not a value of graph '${graph.name}'`);
+  }
+  return { builder, grads: gradients(builder, lossValue, wrt, options) };
 }

@@ -7,6 +7,7 @@ import "./label.js";
 import "./job.js";
 import "./model.js";
 import "./session.js";
+import "./train.js";
 import "./datastore-events.js";
 import "./strategy.js";
 import "./scoring.js";

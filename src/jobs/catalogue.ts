@@ -10,6 +10,11 @@ export type JobCatalogue = {
     result: { key: string; images: number; size: number };
   };
   /** MONAI's batch inference: one model over a set of images, each result saved as a label. */
+  /** MONAI's train task: one model, its request params; the result is MONAI's train_stats plus the history. */
+  train: {
+    params: { model: string; params?: Record<string, unknown> | null };
+    result: unknown;
+  };
   batchInference: {
     params: {
       model: string;

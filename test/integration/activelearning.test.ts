@@ -95,8 +95,11 @@ interface Env {
   runScoring(method: string, params?: Row): Promise<Row>;
 }
 
-async function start(opts: { auto?: boolean; conf?: Record<string, string>; studies?: string } = {}): Promise<Env> {
+async function start(
+  opts: { auto?: boolean; conf?: Record<string, string>; studies?: string; provider?: "sqlite" | "postgresql" } = {},
+): Promise<Env> {
   const s = await startTestServer({
+    provider: opts.provider,
     app: APP,
     conf: opts.conf,
     studies: opts.studies,
@@ -222,6 +225,23 @@ describe("strategies over GraphQL", () => {
       ids.push((await next(env.s, "random"))?.id);
     }
     expect(ids.sort()).toEqual(["a", "b", "c"]);
+  });
+
+  it("serves in code point order on PostgreSQL too, and follows labels saved there", async () => {
+    env = await start({ provider: "postgresql" });
+    for (const id of ["b", "B", "a", "_a"]) {
+      await env.addImage(id, 1);
+    }
+    // Python's sorted(): "B" < "_a" < "a" < "b", whatever the database collation.
+    expect(await next(env.s, "first")).toMatchObject({ id: "B" });
+    expect(await next(env.s, "last")).toMatchObject({ id: "b" });
+    await env.saveLabel("B", "final", FINAL);
+    expect(await next(env.s, "first")).toMatchObject({ id: "_a" });
+    const ids = new Set<unknown>();
+    for (let i = 0; i < 3; i++) {
+      ids.add((await next(env.s, "random"))?.id);
+    }
+    expect([...ids].sort()).toEqual(["_a", "a", "b"]);
   });
 
   it("answers an unknown strategy with a typed error", async () => {

@@ -5,7 +5,7 @@ import { ErrorCode, InvalidInputError, LabelgraphError } from "../../errors.js";
 import type { PubSub } from "../../events/pubsub.js";
 import type { Logger } from "../../logger.js";
 import type { Strategy, StrategyRequest, StrategyResult } from "./strategy.js";
-import { UnlabeledIndex } from "./unlabeled-index.js";
+import { holds, UnlabeledIndex } from "./unlabeled-index.js";
 
 export interface NextImageInput {
   /** A strategy the app registered (default "random", MONAI's default). */
@@ -102,7 +102,7 @@ export class ActiveLearningService {
       }
       // A pick from the index is checked against the database: one indexed lookup, and the index is
       // corrected if another writer got there first. Ids a strategy found elsewhere are its own business.
-      const fromIndex = candidates.some((c) => c.id === result.id);
+      const fromIndex = holds(candidates, result.id);
       if (fromIndex && (await datastore.findLabel(result.id, "final"))) {
         this.index.touch(result.id);
         continue;

@@ -7,6 +7,11 @@ import type { Candidate } from "./strategy.js";
 /** What the index reads: pages of unlabeled images to build, then images and labels by id to follow changes. */
 export type IndexDatastore = Pick<DatastoreService, "pageImages" | "getImages" | "labelsOfMany">;
 
+/** Whether the sorted candidates hold `id` (binary search). */
+export function holds(list: readonly Candidate[], id: string): boolean {
+  return list[lowerBound(list, id)]?.id === id;
+}
+
 /** The candidate view of an image: its served timestamps and numeric info entries. */
 export function toCandidate(id: string, info: Info): Candidate {
   const scores: Record<string, number> = {};
@@ -29,7 +34,7 @@ export function toCandidate(id: string, info: Info): Candidate {
 }
 
 /** The index of the first element whose id is >= `id` (code unit order, the order `candidates` keep). */
-function lowerBound(list: readonly Candidate[], id: string): number {
+export function lowerBound(list: readonly Candidate[], id: string): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
@@ -63,6 +68,7 @@ export class UnlabeledIndex {
   #ready = false;
   #seq = 0;
   #generation = 0;
+  #stopped = false;
   readonly #dirty = new Map<string, number>();
   #flushing: Promise<void> | null = null;
   #events: AsyncIterator<DatastoreChange> | null = null;
@@ -73,13 +79,14 @@ export class UnlabeledIndex {
       datastore: IndexDatastore;
       pubsub: PubSub;
       log?: Logger;
-      /** Rows per page while building (default 5000). */
+      /** Rows per page while building (default 1000: SQLite blocks the event loop for each page). */
       pageSize?: number;
     },
   ) {}
 
   /** Starts following changes and builds the index in the background. */
   start(): Promise<void> {
+    this.#stopped = false;
     if (!this.#events) {
       const events = this.deps.pubsub.subscribe("datastore:changed");
       this.#events = events;
@@ -95,6 +102,7 @@ export class UnlabeledIndex {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     const events = this.#events;
     this.#events = null;
     await events?.return?.();
@@ -159,10 +167,13 @@ export class UnlabeledIndex {
   async #build(): Promise<void> {
     const generation = ++this.#generation;
     this.#ready = false;
-    const pageSize = this.deps.pageSize ?? 5000;
+    const pageSize = this.deps.pageSize ?? 1000;
     const list: Candidate[] = [];
     let after: string | undefined;
     for (;;) {
+      if (this.#stopped) {
+        return; // closing: a half-built index is never read
+      }
       const page = await this.deps.datastore.pageImages(
         { labeled: false },
         { ...(after === undefined ? {} : { after }), limit: pageSize, inverted: false },

@@ -1,6 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { GradientError, gradients } from "../../../src/graph/autodiff.js";
+import { GradientError, gradients, withGradients } from "../../../src/graph/autodiff.js";
 import { GraphBuilder } from "../../../src/graph/builder.js";
 import { numel, prune, type Value } from "../../../src/graph/ir.js";
 import { TrainingGraphBuilder } from "../../../src/graph/training.js";
@@ -359,6 +359,18 @@ describe("autodiff engine", () => {
     expect(ops).not.toContain("Relu");
     expect(ops.filter((o) => o === "Conv")).toHaveLength(1); // the input gradient only; the forward conv is dead
     expect(grads.has("w")).toBe(false);
+  });
+
+  it("withGradients continues a finished graph", async () => {
+    const g = new GraphBuilder({ name: "fwd" });
+    const x = g.input("x", "float64", [4]);
+    g.output(g.reduceSum(g.mul(x, x), undefined, { keepdims: false }), "loss");
+    const { builder, grads } = withGradients(g.graph(), "loss", ["x"]);
+    builder.output(grads.get("x")!, "dx");
+    const s = await ort.InferenceSession.create(builder.serialize(), { logSeverityLevel: 3 });
+    const out = await s.run({ x: new ort.Tensor("float64", Float64Array.from([1, -2, 3, 0.5]), [4]) });
+    await s.release();
+    expect(Array.from(out.dx!.data as Float64Array)).toEqual([2, -4, 6, 1]);
   });
 
   it("leaves out values the loss does not depend on", () => {

@@ -1,0 +1,364 @@
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { InvalidInputError } from "../../errors.js";
+import type { GraphBuilder } from "../../graph/builder.js";
+import type { Value } from "../../graph/ir.js";
+import { SimpleInferer } from "../../inferers/simple.js";
+import type { Inferer } from "../../inferers/types.js";
+import { diceLoss } from "../../nn/losses.js";
+import type { Network } from "../../nn/module.js";
+import { Adam, type Optimizer } from "../../nn/optim.js";
+import { buildTrainStep, Trainer } from "../../nn/train-step.js";
+import { withPredictor } from "../../runtime/predictor.js";
+import { SessionPool } from "../../runtime/session-pool.js";
+import { Compose, type Data, type Transform } from "../../transforms/compose.js";
+import { MetaTensor, toCOrder } from "../../transforms/tensor.js";
+
+/** MONAI Label's default train config; it also defines the request parameters. */
+export const DEFAULT_TRAIN_CONFIG = {
+  name: "train_01",
+  pretrained: true,
+  device: ["cpu"],
+  max_epochs: 50,
+  early_stop_patience: -1,
+  val_split: 0.2,
+  train_batch_size: 1,
+  val_batch_size: 1,
+  learning_rate: 1e-4,
+  val_interval: 1,
+};
+
+export interface TrainItem {
+  image: string;
+  label: string;
+}
+
+/** One iteration or epoch of metrics, as streamed on trainingProgress and kept in the job's history. */
+export interface TrainingEvent {
+  kind: "iteration" | "epoch";
+  epoch: number;
+  iteration: number;
+  loss?: number;
+  lr?: number;
+  samplesPerSec?: number;
+  trainDice?: number;
+  valDice?: number | null;
+  bestMetric?: number | null;
+  bestEpoch?: number | null;
+  elapsed: number;
+}
+
+export interface TrainContext {
+  signal: AbortSignal;
+  /** Every iteration and epoch. */
+  emit(event: TrainingEvent): void;
+  /** Called after a new best model was published. */
+  published?(path: string): void;
+}
+
+export interface TrainRequest {
+  datalist: TrainItem[];
+  params: Record<string, unknown>;
+}
+
+/** MONAI's train_stats.json shape. */
+export interface TrainStats {
+  rank: number;
+  current_iteration: number;
+  current_epoch: number;
+  total_epochs: number;
+  total_iterations: number;
+  epoch: number;
+  start_ts: number;
+  total_time?: string;
+  current_time?: string;
+  best_metric: number;
+  train: { metrics: Record<string, number>; key_metric_name: string; best_metric: number; best_metric_epoch: number };
+  eval: { metrics: Record<string, number>; key_metric_name: string; best_metric: number; best_metric_epoch: number };
+  history: TrainingEvent[];
+}
+
+export abstract class TrainTask {
+  constructor(readonly description: string) {}
+  abstract config(): Record<string, unknown>;
+  info(): { description: string; config: Record<string, unknown> } {
+    return { description: this.description, config: this.config() };
+  }
+  abstract run(request: TrainRequest, ctx: TrainContext): Promise<TrainStats>;
+}
+
+export interface BasicTrainTaskOptions {
+  /** Where runs write (<modelDir>/<name>/) */
+  modelDir: string;
+  /** The forward-only ONNX model inference reads; the best checkpoint is published here. */
+  publishPath: string;
+  description: string;
+  config?: Record<string, unknown>;
+  labels?: string[];
+}
+
+const hhmmss = (ms: number) => {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+};
+
+/**
+ * MONAI Label's BasicTrainTask: an app overrides network, optimizer, lossFunction, trainPreTransforms,
+ * valPreTransforms and valInferer; the loop trains with one onnxruntime session.run per step (forward,
+ * loss, backward and update), validates every val_interval epochs with mean Dice, and publishes the best
+ * model (forward-only ONNX, the network's parameter names) to publishPath, which inference reloads.
+ */
+export abstract class BasicTrainTask extends TrainTask {
+  readonly modelDir: string;
+  readonly publishPath: string;
+  readonly labels: string[];
+  private readonly extraConfig: Record<string, unknown>;
+
+  constructor(opts: BasicTrainTaskOptions) {
+    super(opts.description);
+    this.modelDir = opts.modelDir;
+    this.publishPath = opts.publishPath;
+    this.labels = opts.labels ?? [];
+    this.extraConfig = opts.config ?? {};
+  }
+
+  config(): Record<string, unknown> {
+    return { ...DEFAULT_TRAIN_CONFIG, ...this.extraConfig };
+  }
+
+  abstract network(req: Record<string, unknown>): Network;
+  /** Must give fixed-size "image" [C, ...] and "label" [1, ...] tensors (crop or resize). */
+  abstract trainPreTransforms(req: Record<string, unknown>): Transform[];
+  abstract valPreTransforms(req: Record<string, unknown>): Transform[];
+
+  optimizer(_req: Record<string, unknown>): Optimizer {
+    return new Adam();
+  }
+
+  /** MONAI's default for one-channel segmentation: Dice on sigmoid outputs. */
+  lossFunction(_req: Record<string, unknown>): (g: GraphBuilder, pred: Value, target: Value) => Value {
+    return (g, pred, target) => diceLoss(g, pred, target, { sigmoid: true });
+  }
+
+  valInferer(_req: Record<string, unknown>): Inferer {
+    return new SimpleInferer();
+  }
+
+  /** MONAI's partition_datalist: the last val_split of the list, not shuffled. */
+  partitionDatalist(datalist: TrainItem[], valSplit: number): { train: TrainItem[]; val: TrainItem[] } {
+    if (valSplit <= 0 || datalist.length < 2) {
+      return { train: datalist, val: [] };
+    }
+    const nVal = Math.max(1, Math.round(datalist.length * valSplit));
+    return { train: datalist.slice(0, datalist.length - nVal), val: datalist.slice(datalist.length - nVal) };
+  }
+
+  private async sample(pipeline: Compose, item: TrainItem): Promise<{ image: MetaTensor; label: MetaTensor }> {
+    const d = (await pipeline.call({ image: item.image, label: item.label })) as Data;
+    const image = d.image;
+    const label = d.label;
+    if (!(image instanceof MetaTensor) || !(label instanceof MetaTensor)) {
+      throw new InvalidInputError("train/val pre-transforms must leave tensors under image and label");
+    }
+    return { image, label };
+  }
+
+  async run(request: TrainRequest, ctx: TrainContext): Promise<TrainStats> {
+    const req = { ...this.config(), ...request.params };
+    const maxEpochs = Number(req.max_epochs);
+    const batchSize = Math.max(1, Number(req.train_batch_size));
+    const lr = Number(req.learning_rate);
+    const valInterval = Math.max(1, Number(req.val_interval));
+    const patience = Number(req.early_stop_patience);
+    if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
+      throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
+    }
+    const { train, val } = this.partitionDatalist(request.datalist, Number(req.val_split));
+    if (train.length === 0) {
+      throw new InvalidInputError("nothing to train on: no image has a final label");
+    }
+    const trainPipe = new Compose(this.trainPreTransforms(req));
+    const valPipe = new Compose(this.valPreTransforms(req));
+    const first = await this.sample(trainPipe, train[0] as TrainItem);
+    const network = this.network(req);
+    const step = buildTrainStep({
+      network,
+      inputShape: [batchSize, ...first.image.shape],
+      targetShape: [batchSize, ...first.label.shape],
+      loss: this.lossFunction(req),
+      optimizer: this.optimizer(req),
+    });
+    const trainer = new Trainer(step);
+    const pool = new SessionPool({});
+    const scratch = await mkdtemp(join(tmpdir(), "labelgraph-train-"));
+    const started = Date.now();
+    const history: TrainingEvent[] = [];
+    const emit = (e: TrainingEvent) => {
+      history.push(e);
+      ctx.emit(e);
+    };
+    let best = -1;
+    let bestEpoch = -1;
+    let lastTrainDice = 0;
+    let lastValDice = 0;
+    let iteration = 0;
+    let epoch = 0;
+    const stats = (): TrainStats => ({
+      rank: 0,
+      current_iteration: iteration,
+      current_epoch: epoch,
+      total_epochs: maxEpochs,
+      total_iterations: Math.ceil(train.length / batchSize),
+      epoch,
+      start_ts: Math.floor(started / 1000),
+      current_time: hhmmss(Date.now() - started),
+      best_metric: best,
+      train: {
+        metrics: { train_mean_dice: lastTrainDice },
+        key_metric_name: "train_mean_dice",
+        best_metric: lastTrainDice,
+        best_metric_epoch: epoch,
+      },
+      eval: {
+        metrics: { val_mean_dice: lastValDice },
+        key_metric_name: "val_mean_dice",
+        best_metric: best,
+        best_metric_epoch: bestEpoch,
+      },
+      history,
+    });
+    try {
+      for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
+        const order = [...train];
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(Math.random() * (i + 1));
+          [order[i], order[j]] = [order[j] as TrainItem, order[i] as TrainItem];
+        }
+        let diceSum = 0;
+        let diceN = 0;
+        for (let b = 0; b + batchSize <= order.length && !ctx.signal.aborted; b += batchSize) {
+          const t0 = performance.now();
+          const samples = await Promise.all(order.slice(b, b + batchSize).map((it) => this.sample(trainPipe, it)));
+          const image = concat(samples.map((s) => toCOrder(s.image)));
+          const label = concat(samples.map((s) => toCOrder(s.label)));
+          const out = await trainer.step(image, label, lr);
+          iteration++;
+          const d = dice(out.pred, label);
+          diceSum += d;
+          diceN++;
+          emit({
+            kind: "iteration",
+            epoch,
+            iteration,
+            loss: out.loss,
+            lr: out.lr,
+            samplesPerSec: batchSize / ((performance.now() - t0) / 1000),
+            elapsed: (Date.now() - started) / 1000,
+          });
+        }
+        lastTrainDice = diceN ? diceSum / diceN : 0;
+        let valDice: number | null = null;
+        if ((val.length > 0 && epoch % valInterval === 0) || ctx.signal.aborted) {
+          valDice = val.length > 0 ? await this.validate(network, trainer, valPipe, val, req, pool, scratch) : null;
+        }
+        const metric = valDice ?? lastTrainDice;
+        lastValDice = valDice ?? lastValDice;
+        if (metric > best) {
+          best = metric;
+          bestEpoch = epoch;
+          await this.publish(network, trainer, first.image.shape);
+          ctx.published?.(this.publishPath);
+        }
+        emit({
+          kind: "epoch",
+          epoch,
+          iteration,
+          trainDice: lastTrainDice,
+          valDice,
+          bestMetric: best,
+          bestEpoch,
+          elapsed: (Date.now() - started) / 1000,
+        });
+        await this.writeStats(stats());
+        if (patience > 0 && epoch - bestEpoch >= patience) {
+          break;
+        }
+      }
+      epoch = Math.min(epoch, maxEpochs);
+      const final = { ...stats(), total_time: hhmmss(Date.now() - started) };
+      delete final.current_time;
+      await this.writeStats(final);
+      return final;
+    } finally {
+      trainer.release();
+      await pool.close({ force: true });
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  private async validate(
+    network: Network,
+    trainer: Trainer,
+    pipe: Compose,
+    val: TrainItem[],
+    req: Record<string, unknown>,
+    pool: SessionPool,
+    scratch: string,
+  ): Promise<number> {
+    network.loadParameters(trainer.parameters());
+    let sum = 0;
+    for (const item of val) {
+      const { image, label } = await this.sample(pipe, item);
+      const path = join(scratch, `val-${image.shape.join("x")}.onnx`);
+      await writeFile(path, network.toOnnx({ inputShape: [1, ...image.shape] }));
+      const out = await withPredictor(pool, { path, version: String(Date.now()) + Math.random() }, (predictor) =>
+        this.valInferer(req).infer({ data: toCOrder(image), shape: [1, ...image.shape] }, predictor),
+      );
+      sum += dice(out.data, toCOrder(label));
+    }
+    return sum / val.length;
+  }
+
+  /** Writes the forward-only model atomically: inference sees the old file or the new one, never half. */
+  private async publish(network: Network, trainer: Trainer, imageShape: number[]): Promise<void> {
+    network.loadParameters(trainer.parameters());
+    await mkdir(dirname(this.publishPath), { recursive: true });
+    const tmp = `${this.publishPath}.tmp-${process.pid}-${Date.now()}`;
+    await writeFile(tmp, network.toOnnx({ inputShape: [1, ...imageShape] }));
+    await rename(tmp, this.publishPath);
+  }
+
+  private async writeStats(stats: TrainStats): Promise<void> {
+    const path = join(this.modelDir, "train_stats.json");
+    await mkdir(this.modelDir, { recursive: true });
+    const { history: _history, ...rest } = stats;
+    await writeFile(`${path}.tmp`, JSON.stringify(rest, null, 2));
+    await rename(`${path}.tmp`, path);
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Dice of sigmoid(logits) > 0.5 against a 0/1 target (one channel), as MONAI's DiceMetric on thresholded output. */
+function dice(logits: Float32Array, target: Float32Array): number {
+  let inter = 0;
+  let p = 0;
+  let t = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const a = (logits[i] ?? 0) > 0 ? 1 : 0;
+    const b = (target[i] ?? 0) > 0.5 ? 1 : 0;
+    inter += a * b;
+    p += a;
+    t += b;
+  }
+  return p + t === 0 ? 1 : (2 * inter) / (p + t);
+}

@@ -1,0 +1,166 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "graphql-ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { writeImage2d } from "../../src/io/image2d.js";
+import { readNifti } from "../../src/io/nifti.js";
+import { startTestServer, type TestServer } from "../helpers/harness.js";
+
+type Row = Record<string, unknown>;
+const N = 48;
+
+/** A synthetic 2D task: one bright ellipse per image on a noisy background, with its mask. */
+function sample(seed: number): { image: Uint8Array; mask: Uint8Array } {
+  let s = seed * 2654435761;
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
+  const cx = 12 + rand() * 24;
+  const cy = 12 + rand() * 24;
+  const rx = 5 + rand() * 6;
+  const ry = 5 + rand() * 6;
+  const image = new Uint8Array(N * N);
+  const mask = new Uint8Array(N * N);
+  for (let y = 0; y < N; y++) {
+    for (let x = 0; x < N; x++) {
+      const inside = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+      mask[x + N * y] = inside ? 1 : 0;
+      image[x + N * y] = Math.max(0, Math.min(255, (inside ? 170 : 70) + (rand() - 0.5) * 90));
+    }
+  }
+  return { image, mask };
+}
+
+const volume = (data: Uint8Array) => ({
+  data,
+  shape: [N, N],
+  spacing: [1, 1],
+  affine: [
+    [1, 0, 0, 0],
+    [0, 1, 0, 0],
+    [0, 0, 1, 0],
+    [0, 0, 0, 1],
+  ],
+  dtype: "uint8",
+  meta: {},
+});
+
+function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let inter = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    const p = (a[i] ?? 0) > 0 ? 1 : 0;
+    const q = (b[i] ?? 0) > 0 ? 1 : 0;
+    inter += p * q;
+    n += p + q;
+  }
+  return (2 * inter) / n;
+}
+
+describe("training through GraphQL", () => {
+  let s: TestServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-train-"));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/training"),
+      conf: { model_dir: join(dir, "model") },
+    });
+    for (let i = 0; i < 10; i++) {
+      const { image, mask } = sample(i + 1);
+      await writeImage2d(volume(image), join(dir, `img${i}.png`));
+      await writeImage2d(volume(mask), join(dir, `mask${i}.png`));
+      await s.upload(
+        `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
+        { f: null, id: `img${i}` },
+        { f: { data: await readFile(join(dir, `img${i}.png`)), name: `img${i}.png` } },
+      );
+      if (i < 8) {
+        await s.upload(
+          `mutation ($f: File!, $id: ID!) { saveLabel(input: { imageId: $id, file: $f }) { __typename } }`,
+          { f: null, id: `img${i}` },
+          { f: { data: await readFile(join(dir, `mask${i}.png`)), name: `img${i}.png` } },
+        );
+      }
+    }
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("lists the trainer, and no model before training (its file does not exist yet)", async () => {
+    const r = await s.gql("{ trainers { name config } models { name } }");
+    expect(r.data).toMatchObject({ trainers: [{ name: "segmentation", config: { max_epochs: 20 } }], models: [] });
+  });
+
+  it("trains, streams every iteration and epoch over graphql-ws, and publishes a model inference uses", async () => {
+    const client = createClient({ url: `ws://127.0.0.1:${s.port}/graphql`, webSocketImpl: WebSocket });
+    const events: Row[] = [];
+    const started = await s.gql<{ startTraining: { data: Row } }>(
+      `mutation { startTraining(input: { model: "segmentation", params: { max_epochs: 25 } }) {
+        ... on StartTrainingSuccess { data { id } } ... on Error { code message } } }`,
+    );
+    const jobId = (started.data?.startTraining.data as Row | undefined)?.id as string;
+    await new Promise<void>((resolve, reject) => {
+      client.subscribe<{ trainingProgress: Row }>(
+        {
+          query: `subscription ($id: ID) { trainingProgress(jobId: $id) { kind epoch iteration loss lr samplesPerSec trainDice valDice bestMetric } }`,
+          variables: { id: jobId },
+        },
+        { next: (v) => events.push(v.data?.trainingProgress as Row), error: reject, complete: resolve },
+      );
+    });
+    await client.dispose();
+    const job = await s.gql<{ job: Row }>(`{ job(id: "${jobId}") { status progress result } }`);
+    expect(job.data?.job).toMatchObject({ status: "SUCCEEDED", progress: 1 });
+    const iterations = events.filter((e) => e.kind === "iteration");
+    const epochs = events.filter((e) => e.kind === "epoch");
+    // 8 final labels, val_split 0.25: 6 to train in batches of 2 -> 3 iterations per epoch.
+    expect(epochs).toHaveLength(25);
+    expect(iterations.length).toBeGreaterThan(60);
+    expect(iterations.every((e) => typeof e.loss === "number" && typeof e.lr === "number")).toBe(true);
+    const best = Math.max(...epochs.map((e) => e.valDice as number));
+    expect(best).toBeGreaterThan(0.7);
+    const stats = JSON.parse(await readFile(join(dir, "model", "train", "train_stats.json"), "utf8"));
+    expect(stats).toMatchObject({ total_epochs: 25, eval: { key_metric_name: "val_mean_dice" } });
+    expect(stats.best_metric).toBeCloseTo(best, 5);
+
+    // The published model is listed and used by the next inference, on an image it never saw.
+    expect((await s.gql("{ models { name } }")).data).toEqual({ models: [{ name: "segmentation" }] });
+    const r = await s.gql<{ runInference: { data: Row } }>(
+      `mutation { runInference(input: { model: "segmentation", imageId: "img9" }) { ... on RunInferenceSuccess { data { url } } ... on Error { code message } } }`,
+    );
+    const tmp = join(dir, "pred.nii.gz");
+    await writeFile(
+      tmp,
+      Buffer.from(await (await fetch((r.data?.runInference.data as Row).url as string)).arrayBuffer()),
+    );
+    const pred = await readNifti(tmp);
+    expect(dice(pred.data, sample(10).mask)).toBeGreaterThan(0.6);
+  });
+
+  it("stops mid-run on stopTraining and keeps the best model so far", async () => {
+    const started = await s.gql<{ startTraining: { data: Row } }>(
+      `mutation { startTraining(input: { model: "segmentation", params: { max_epochs: 1000 } }) { ... on StartTrainingSuccess { data { id } } } }`,
+    );
+    const jobId = (started.data?.startTraining.data as Row | undefined)?.id as string;
+    const sub = s.container.pubsub.subscribe("training:progress");
+    for await (const e of sub) {
+      if (e.jobId === jobId && e.kind === "epoch") {
+        break;
+      }
+    }
+    const t0 = Date.now();
+    const stopped = await s.gql<{ stopTraining: { data: Row } }>(
+      `mutation { stopTraining(jobId: "${jobId}") { ... on StopTrainingSuccess { data { status } } } }`,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(stopped.data?.stopTraining.data).toEqual({ status: "CANCELLED" });
+    expect((await s.gql("{ models { name } }")).data).toEqual({ models: [{ name: "segmentation" }] });
+  });
+});

@@ -19,10 +19,10 @@ import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { ActiveLearningService } from "./tasks/activelearning/active-learning.service.js";
 import { batchInference } from "./tasks/infer/batch-inference.js";
-import { trainJob } from "./tasks/train/training.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
 import { InferenceWorkers } from "./tasks/infer/worker-pool.js";
 import { ScoringService } from "./tasks/scoring/scoring.service.js";
+import { trainJob } from "./tasks/train/training.js";
 
 /** The composition root: plain factories, no DI framework. */
 export interface Container {
@@ -92,7 +92,21 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     handlers: {
       exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
       batchInference: (params, ctx) => batchInference({ inference, datastore }, params, ctx),
-      train: (params, ctx) => trainJob({ app, datastore, store, pubsub }, params, ctx),
+      train: (params, ctx) =>
+        trainJob(
+          {
+            app,
+            datastore,
+            store,
+            pubsub,
+            worker:
+              config.inferWorkers > 0
+                ? { appDir: config.appDir, studiesDir: config.studiesDir, conf: config.conf }
+                : null,
+          },
+          params,
+          ctx,
+        ),
       scoring: (params, ctx) => scoring.run(params, ctx),
     },
     log: (m, e) => log.error(m, e),

@@ -99,6 +99,8 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
             datastore,
             store,
             pubsub,
+            onPublished: (model) =>
+              void scoring.onModelPublished(model).catch((e) => log.error("scoring after training", e)),
             worker:
               config.inferWorkers > 0
                 ? { appDir: config.appDir, studiesDir: config.studiesDir, conf: config.conf }

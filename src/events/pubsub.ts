@@ -5,6 +5,7 @@ import type { TrainingEvent } from "../tasks/train/basic-train-task.js";
 
 /** One training iteration or epoch, with the job and model it belongs to. */
 export type TrainingProgress = TrainingEvent & { jobId: string; model: string };
+
 import type { ScoreUpdate } from "../tasks/scoring/scoring-method.js";
 
 /**

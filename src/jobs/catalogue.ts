@@ -52,6 +52,8 @@ export interface JobContext {
   readonly signal: AbortSignal;
   /** Reports progress as a fraction in [0, 1] with an optional message. */
   progress(fraction: number, message?: string): void;
+  /** Stores a partial result (e.g. a training run's metrics so far) that survives a restart. */
+  report(partial: unknown): void;
 }
 
 export type JobHandler<P, R> = (params: P, ctx: JobContext) => Promise<R>;

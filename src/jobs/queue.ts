@@ -119,6 +119,12 @@ export class InProcessJobQueue<C extends CatalogueShape> implements JobQueue<C> 
           pendingWrite = pendingWrite.then(() => this.opts.repo.update(id, snapshot)).catch((e) => this.log(id, e));
         }
       },
+      report: (partial: unknown) => {
+        job = { ...job, result: partial };
+        pendingWrite = pendingWrite
+          .then(() => this.opts.repo.update(id, { result: partial }))
+          .catch((e) => this.log(id, e));
+      },
     };
     try {
       const result = await this.handler(job.kind)(job.params, ctx);

@@ -27,6 +27,8 @@ export async function trainJob(
     datastore: DatastoreService;
     store: ObjectStore;
     pubsub: PubSub;
+    /** Called when a run publishes a new best model (scoring methods that use the model rerun). */
+    onPublished?: (model: string) => void;
     /** Set: train on a worker thread loading this app; unset: on this thread. */
     worker?: Omit<TrainWorkerData, "model" | "datalist" | "params"> | null;
   },
@@ -48,9 +50,16 @@ export async function trainJob(
       datalist.push({ image: image.path, label: label.path });
     }
     const maxEpochs = Number({ ...task.config(), ...(params.params ?? {}) }.max_epochs) || 1;
+    const history: TrainingEvent[] = [];
     const emit = (event: TrainingEvent) => {
+      history.push(event);
       deps.pubsub.publish("training:progress", { ...event, jobId: ctx.id, model: params.model });
       if (event.kind === "epoch") {
+        // The metrics so far live in the job row, so they outlive the process.
+        ctx.report({ history });
+        if (event.bestEpoch === event.epoch) {
+          deps.onPublished?.(params.model);
+        }
         const best = event.bestMetric == null ? "" : `, best ${event.bestMetric.toFixed(3)}`;
         ctx.progress(event.epoch / maxEpochs, `epoch ${event.epoch}/${maxEpochs}${best}`);
       }

@@ -34,9 +34,11 @@ import type { GraphBuilder } from "../../src/graph/builder.js";
 import type { Value } from "../../src/graph/ir.js";
 import { numel } from "../../src/graph/ir.js";
 import { diceCELoss, diceLoss } from "../../src/nn/losses.js";
+import type { Network } from "../../src/nn/module.js";
 import { Adam, constantLR, cosineLR, type LRSchedule, polyLR } from "../../src/nn/optim.js";
 import { buildTrainStep, Trainer } from "../../src/nn/train-step.js";
 import { UNet } from "../../src/nn/unet.js";
+import { ClassicUNet } from "./classic-unet.js";
 import {
   evaluate,
   geometry,
@@ -126,13 +128,15 @@ const TARGET_MINUTES = 5;
 const sigmoidDice = (g: GraphBuilder, pred: Value, target: Value) => diceLoss(g, pred, target, { sigmoid: true });
 const sigmoidDiceCE = (g: GraphBuilder, pred: Value, target: Value) => diceCELoss(g, pred, target, { sigmoid: true });
 
-const paramCount = (net: UNet) => [...net.parameters().values()].reduce((a, p) => a + p.data.length, 0);
+const paramCount = (net: Network) => [...net.parameters().values()].reduce((a, p) => a + p.data.length, 0);
 const f1 = (v: number) => v.toFixed(1);
 
 // ------------------------------------------------------------------------------------- Table 1: step time
 
 interface Case {
   name: "2D" | "3D";
+  /** "monai": labelgraph's UNet (MONAI's); "classic": the feasibility study's U-Net (classic-unet.ts). */
+  arch: "monai" | "classic";
   dims: 2 | 3;
   shape: number[];
   channels: number[];
@@ -140,9 +144,32 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: "2D", dims: 2, shape: [4, 1, 128, 128], channels: [16, 32, 64], strides: [2, 2] },
-  { name: "3D", dims: 3, shape: [1, 1, 64, 64, 64], channels: [8, 16], strides: [2] },
+  { name: "2D", arch: "monai", dims: 2, shape: [4, 1, 128, 128], channels: [16, 32, 64], strides: [2, 2] },
+  { name: "3D", arch: "monai", dims: 3, shape: [1, 1, 64, 64, 64], channels: [8, 16], strides: [2] },
+  { name: "2D", arch: "classic", dims: 2, shape: [4, 1, 128, 128], channels: [16, 32, 64], strides: [] },
+  { name: "3D", arch: "classic", dims: 3, shape: [1, 1, 64, 64, 64], channels: [8, 16], strides: [] },
 ];
+
+const caseLabel = (c: Case) =>
+  c.arch === "monai"
+    ? `${c.name} UNet [${c.channels}] s[${c.strides}] IN+ReLU`
+    : `${c.name} classic U-Net [${c.channels}] (study's)`;
+
+function caseNetwork(c: Case): Network {
+  if (c.arch === "classic") {
+    return new ClassicUNet(c.dims, c.channels);
+  }
+  return new UNet({
+    spatialDims: c.dims,
+    inChannels: 1,
+    outChannels: 1,
+    channels: c.channels,
+    strides: c.strides,
+    norm: "INSTANCE",
+    act: "RELU",
+    seed: 0,
+  });
+}
 
 interface StepTiming {
   c: Case;
@@ -156,16 +183,7 @@ interface StepTiming {
 }
 
 async function timeCase(c: Case): Promise<StepTiming> {
-  const net = new UNet({
-    spatialDims: c.dims,
-    inChannels: 1,
-    outChannels: 1,
-    channels: c.channels,
-    strides: c.strides,
-    norm: "INSTANCE",
-    act: "RELU",
-    seed: 0,
-  });
+  const net = caseNetwork(c);
   const t0 = performance.now();
   const ts = buildTrainStep({
     network: net,
@@ -193,10 +211,12 @@ async function timeCase(c: Case): Promise<StepTiming> {
   }
   await trainer.release();
   if (args.profile) {
-    progress(`${c.name}: profiling 5 steps`);
+    progress(`${caseLabel(c)}: profiling 5 steps`);
     const prof = await profileStep(ts, stepFeeds(ts, image, label, 1e-3), THREADS, 5);
     const pct = (s: number) => `${(100 * s).toFixed(1)} %`;
-    console.log(`\nProfile of the ${c.name} step model (ORT kernel time, ${f1(prof.totalMs)} ms per step in kernels):`);
+    console.log(
+      `\nProfile of the ${caseLabel(c)} step model (ORT kernel time, ${f1(prof.totalMs)} ms per step in kernels):`,
+    );
     console.log(
       table(
         ["part", "ms/step", "share", "nodes"],
@@ -234,20 +254,21 @@ async function stepTable(): Promise<void> {
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const c of CASES) {
-    progress(`${c.name}: labelgraph ${WARMUP} warm-up + ${RUNS} timed steps`);
+    progress(`${caseLabel(c)}: labelgraph ${WARMUP} warm-up + ${RUNS} timed steps`);
     const t = await timeCase(c);
     const input = c.shape.join("x");
-    const arch = `${c.name} UNet [${c.channels}] s[${c.strides}] IN+ReLU`;
+    const arch = caseLabel(c);
     notes.push(
-      `${c.name}: step model ${t.modelKb.toFixed(0)} KB, built in ${t.buildMs.toFixed(0)} ms; ` +
+      `${caseLabel(c)}: step model ${t.modelKb.toFixed(0)} KB, built in ${t.buildMs.toFixed(0)} ms; ` +
         `first step (session creation) ${t.firstMs.toFixed(0)} ms; timed steps min ${f1(t.min)} / max ${f1(t.max)} ms`,
     );
     let torchCell: string;
     let ratioCell: string;
     let verdict: string;
     if (torch) {
-      progress(`${c.name}: PyTorch ${WARMUP} warm-up + ${RUNS} timed steps`);
+      progress(`${caseLabel(c)}: PyTorch ${WARMUP} warm-up + ${RUNS} timed steps`);
       const r: TorchResult = runTorch({
+        arch: c.arch,
         dims: c.dims,
         shape: c.shape,
         channels: c.channels,
@@ -257,7 +278,7 @@ async function stepTable(): Promise<void> {
         runs: RUNS,
       });
       if (r.params !== t.params) {
-        notes.push(`${c.name}: PyTorch net has ${r.params} parameters, labelgraph ${t.params} (should match)`);
+        notes.push(`${caseLabel(c)}: PyTorch net has ${r.params} parameters, labelgraph ${t.params} (should match)`);
       }
       const ratio = t.median / r.median_ms;
       torchCell = `${f1(r.median_ms)} (torch ${r.torch}, ${r.threads} thr)`;
@@ -280,8 +301,11 @@ async function stepTable(): Promise<void> {
   if (!torch) {
     console.log(
       "  PyTorch: /usr/bin/python3 cannot import torch on this machine, so no PyTorch step was run; the PyTorch column\n" +
-        "  is the issue's figure (Debian python3-torch 1.13, 2 threads, another run on another machine) and the ratio\n" +
-        "  is indicative only. Install python3-torch and rerun to measure both in the same run.",
+        "  is the issue's figure (Debian python3-torch 1.13, 2 threads, measured elsewhere, NOT in this run) and every\n" +
+        "  ratio is indicative only. Those figures most likely belong to the study's classic U-Net (117k / 18.7k\n" +
+        "  params, rows 'classic'), not to MONAI's UNet with the same channel lists (37k / 4.3k params, about 9x fewer\n" +
+        "  FLOPs in 2D), so the MONAI rows' ratios flatter labelgraph. Install python3-torch and rerun to measure\n" +
+        "  both networks in PyTorch in the same run (bench/train/torch_step.py).",
     );
   }
 }

@@ -256,6 +256,7 @@ export interface TorchResult {
 }
 
 export function runTorch(args: {
+  arch: "monai" | "classic";
   dims: number;
   shape: readonly number[];
   channels: readonly number[];
@@ -269,10 +270,11 @@ export function runTorch(args: {
     PYTHON,
     [
       script,
+      `--arch=${args.arch}`,
       `--dims=${args.dims}`,
       `--shape=${args.shape.join(",")}`,
       `--channels=${args.channels.join(",")}`,
-      `--strides=${args.strides.join(",")}`,
+      ...(args.strides.length > 0 ? [`--strides=${args.strides.join(",")}`] : []),
       `--threads=${args.threads}`,
       `--warmup=${args.warmup}`,
       `--runs=${args.runs}`,

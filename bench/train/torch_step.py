@@ -7,6 +7,9 @@ soft Dice loss (MONAI's DiceLoss(sigmoid=True), mean over batch and channel), to
 zero_grad + forward + loss + backward + Adam update. Random inputs and binary labels.
 
     python3 torch_step.py --dims 2 --shape 4,1,128,128 --channels 16,32,64 --strides 2,2 --threads 2
+    python3 torch_step.py --arch classic --dims 3 --shape 1,1,64,64,64 --channels 8,16
+
+--arch classic is the feasibility study's U-Net instead (see ClassicUNet below and bench/train/classic-unet.ts).
 
 Prints one JSON line: {"torch": version, "threads": n, "median_ms": m, "times_ms": [...], "params": p}.
 Only the Python standard library and torch are needed.
@@ -56,6 +59,48 @@ def create_block(dims, inc, outc, channels, strides, is_top):
     return nn.Sequential(down, Skip(sub), up)
 
 
+class ClassicUNet(nn.Module):
+    """The study's U-Net (bench/train/classic-unet.ts): TwoConv (conv k3 no bias + IN + ReLU, twice) per level,
+    MaxPool 2 down, ConvTranspose k2 s2 (no bias) to half the channels + concat + TwoConv up, 1x1 output conv."""
+
+    def __init__(self, dims, inc, channels):
+        super().__init__()
+        conv_t = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
+        up_t = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
+        norm_t = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dims]
+        pool_t = {2: nn.MaxPool2d, 3: nn.MaxPool3d}[dims]
+
+        def two(cin, cout):
+            return nn.Sequential(
+                conv_t(cin, cout, 3, padding=1, bias=False),
+                norm_t(cout),
+                nn.ReLU(),
+                conv_t(cout, cout, 3, padding=1, bias=False),
+                norm_t(cout),
+                nn.ReLU(),
+            )
+
+        self.enc = nn.ModuleList([two(inc, channels[0])])
+        for i in range(1, len(channels)):
+            self.enc.append(nn.Sequential(pool_t(2), two(channels[i - 1], channels[i])))
+        self.ups = nn.ModuleList()
+        self.decs = nn.ModuleList()
+        for i in range(len(channels) - 1, 0, -1):
+            self.ups.append(up_t(channels[i], channels[i] // 2, 2, stride=2, bias=False))
+            self.decs.append(two(channels[i - 1] + channels[i] // 2, channels[i - 1]))
+        self.final = conv_t(channels[0], 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+        y = skips.pop()
+        for up, dec in zip(self.ups, self.decs):
+            y = dec(torch.cat([skips.pop(), up(y)], dim=1))
+        return self.final(y)
+
+
 def dice_loss(logits, target):
     p = torch.sigmoid(logits)
     axes = list(range(2, logits.dim()))
@@ -69,7 +114,8 @@ def main():
     ap.add_argument("--dims", type=int, required=True)
     ap.add_argument("--shape", required=True)
     ap.add_argument("--channels", required=True)
-    ap.add_argument("--strides", required=True)
+    ap.add_argument("--strides", default="")
+    ap.add_argument("--arch", choices=["monai", "classic"], default="monai")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=15)
@@ -81,8 +127,11 @@ def main():
     torch.manual_seed(0)
     shape = [int(v) for v in a.shape.split(",")]
     channels = [int(v) for v in a.channels.split(",")]
-    strides = [int(v) for v in a.strides.split(",")]
-    net = create_block(a.dims, shape[1], 1, channels, strides, True)
+    if a.arch == "classic":
+        net = ClassicUNet(a.dims, shape[1], channels)
+    else:
+        strides = [int(v) for v in a.strides.split(",")]
+        net = create_block(a.dims, shape[1], 1, channels, strides, True)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     x = torch.randn(*shape)
     y = (torch.rand(shape[0], 1, *shape[2:]) > 0.5).float()

@@ -11,5 +11,6 @@ export * from "./inverse.js";
 export * from "./io.js";
 export * from "./kernels.js";
 export * from "./post.js";
+export * from "./random.js";
 export * from "./spatial.js";
 export * from "./tensor.js";

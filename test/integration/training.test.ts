@@ -150,11 +150,15 @@ describe("training through GraphQL", () => {
     );
     const jobId = (started.data?.startTraining.data as Row | undefined)?.id as string;
     const sub = s.container.pubsub.subscribe("training:progress");
+    let firstEpoch: Row = {};
     for await (const e of sub) {
       if (e.jobId === jobId && e.kind === "epoch") {
+        firstEpoch = e as unknown as Row;
         break;
       }
     }
+    // It started from the published model (MONAI continues from <out>/model.pt), not from scratch.
+    expect(firstEpoch.valDice).toBeGreaterThan(0.6);
     const t0 = Date.now();
     const stopped = await s.gql<{ stopTraining: { data: Row } }>(
       `mutation { stopTraining(jobId: "${jobId}") { ... on StopTrainingSuccess { data { status } } } }`,
@@ -162,5 +166,50 @@ describe("training through GraphQL", () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(stopped.data?.stopTraining.data).toEqual({ status: "CANCELLED" });
     expect((await s.gql("{ models { name } }")).data).toEqual({ models: [{ name: "segmentation" }] });
+  });
+});
+
+describe("training history across a restart", () => {
+  it("keeps a run's metrics in the job row: queryable after the server restarts", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "labelgraph-train-restart-"));
+    const studies = join(dir, "studies");
+    const opts = {
+      app: join(import.meta.dirname, "../fixtures/apps/training"),
+      conf: { model_dir: join(dir, "model") },
+      studies,
+      env: { MONAI_LABEL_DATASTORE_AUTO_RELOAD: "false" },
+    };
+    const first = await startTestServer(opts);
+    for (let i = 0; i < 4; i++) {
+      const { image, mask } = sample(i + 20);
+      await writeImage2d(volume(image), join(dir, `i${i}.png`));
+      await writeImage2d(volume(mask), join(dir, `m${i}.png`));
+      await first.container.datastore.addImage({ id: `i${i}`, fileName: `i${i}.png`, path: join(dir, `i${i}.png`) });
+      await first.container.datastore.saveLabel({
+        imageId: `i${i}`,
+        fileName: `i${i}.png`,
+        path: join(dir, `m${i}.png`),
+      });
+    }
+    const job = await first.container.jobs.enqueue("train", { model: "segmentation", params: { max_epochs: 1000 } });
+    const sub = first.container.pubsub.subscribe("training:progress");
+    let epochs = 0;
+    for await (const e of sub) {
+      if (e.jobId === job.id && e.kind === "epoch" && ++epochs === 3) {
+        break;
+      }
+    }
+    await first.close();
+    const second = await startTestServer(opts);
+    try {
+      const r = await second.gql<{ job: Row }>(`{ job(id: "${job.id}") { status result } }`);
+      const history = ((r.data?.job.result as Row).history ?? []) as Row[];
+      expect(["CANCELLED", "FAILED"]).toContain(r.data?.job.status);
+      expect(history.filter((e) => e.kind === "epoch").length).toBeGreaterThanOrEqual(3);
+      expect(history.filter((e) => e.kind === "iteration").length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await second.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,10 @@
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { InvalidInputError } from "../../errors.js";
 import type { GraphBuilder } from "../../graph/builder.js";
+import { importOnnxParameters } from "../../graph/import.js";
 import type { Value } from "../../graph/ir.js";
 import { SimpleInferer } from "../../inferers/simple.js";
 import type { Inferer } from "../../inferers/types.js";
@@ -96,6 +98,8 @@ export interface BasicTrainTaskOptions {
   description: string;
   config?: Record<string, unknown>;
   labels?: string[];
+  /** Pretrained weights (ONNX) to start from when nothing is published yet and `pretrained` is true. */
+  loadPath?: string;
 }
 
 const hhmmss = (ms: number) => {
@@ -113,6 +117,7 @@ export abstract class BasicTrainTask extends TrainTask {
   readonly modelDir: string;
   readonly publishPath: string;
   readonly labels: string[];
+  readonly loadPath: string | null;
   private readonly extraConfig: Record<string, unknown>;
 
   constructor(opts: BasicTrainTaskOptions) {
@@ -120,6 +125,7 @@ export abstract class BasicTrainTask extends TrainTask {
     this.modelDir = opts.modelDir;
     this.publishPath = opts.publishPath;
     this.labels = opts.labels ?? [];
+    this.loadPath = opts.loadPath ?? null;
     this.extraConfig = opts.config ?? {};
   }
 
@@ -139,6 +145,26 @@ export abstract class BasicTrainTask extends TrainTask {
   /** MONAI's default for one-channel segmentation: Dice on sigmoid outputs. */
   lossFunction(_req: Record<string, unknown>): (g: GraphBuilder, pred: Value, target: Value) => Value {
     return (g, pred, target) => diceLoss(g, pred, target, { sigmoid: true });
+  }
+
+  /**
+   * MONAI's start: the published model when it exists, otherwise, with `pretrained`, `loadPath` (e.g. an ONNX
+   * model exported from MONAI/PyTorch). Its ops must be ones labelgraph can differentiate; if not, the error
+   * names them.
+   */
+  async initialWeights(
+    req: Record<string, unknown>,
+  ): Promise<Map<string, { data: Float32Array; shape: number[] }> | null> {
+    const candidates = [this.publishPath, ...(req.pretrained === false ? [] : this.loadPath ? [this.loadPath] : [])];
+    const path = candidates.find((p) => existsSync(p));
+    if (!path) {
+      return null;
+    }
+    const { parameters, uncovered } = await importOnnxParameters(path);
+    if (uncovered.length > 0) {
+      throw new InvalidInputError(`cannot fine-tune ${path}: no gradient rule for op(s) ${uncovered.join(", ")}`);
+    }
+    return parameters;
   }
 
   valInferer(_req: Record<string, unknown>): Inferer {
@@ -182,6 +208,13 @@ export abstract class BasicTrainTask extends TrainTask {
     const valPipe = new Compose(this.valPreTransforms(req));
     const first = await this.sample(trainPipe, train[0] as TrainItem);
     const network = this.network(req);
+    const start = await this.initialWeights(req);
+    if (start) {
+      // By the network's own names (labelgraph's published models, MONAI exports); other initializers of the
+      // file are graph constants. A parameter the file lacks is an error that names it.
+      const own = network.parameters();
+      network.loadParameters(new Map([...start].filter(([name]) => own.has(name))), { strict: true });
+    }
     const step = buildTrainStep({
       network,
       inputShape: [batchSize, ...first.image.shape],

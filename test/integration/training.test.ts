@@ -125,6 +125,8 @@ describe("training through GraphQL", () => {
     expect(iterations.length).toBeGreaterThan(60);
     expect(iterations.every((e) => typeof e.loss === "number" && typeof e.lr === "number")).toBe(true);
     const best = Math.max(...epochs.map((e) => e.valDice as number));
+    // The train metric goes through the app's trainPostTransforms (sigmoid + threshold).
+    expect(epochs.at(-1)?.trainDice).toBeGreaterThan(0.6);
     expect(best).toBeGreaterThan(0.7);
     const stats = JSON.parse(await readFile(join(dir, "model", "train", "train_stats.json"), "utf8"));
     expect(stats).toMatchObject({ total_epochs: 25, eval: { key_metric_name: "val_mean_dice" } });

@@ -15,7 +15,7 @@ import { buildTrainStep, Trainer } from "../../nn/train-step.js";
 import { withPredictor } from "../../runtime/predictor.js";
 import { SessionPool } from "../../runtime/session-pool.js";
 import { Compose, type Data, type Transform } from "../../transforms/compose.js";
-import { MetaTensor, toCOrder } from "../../transforms/tensor.js";
+import { fromCOrder, MetaTensor, toCOrder } from "../../transforms/tensor.js";
 
 /** MONAI Label's default train config; it also defines the request parameters. */
 export const DEFAULT_TRAIN_CONFIG = {
@@ -167,6 +167,19 @@ export abstract class BasicTrainTask extends TrainTask {
     return parameters;
   }
 
+  /** Applied to each training batch's prediction before the train metric (MONAI: activations + discretize). */
+  trainPostTransforms(_req: Record<string, unknown>): Transform[] {
+    return [];
+  }
+
+  /** Names of the key metrics in train_stats.json (MONAI's train_key_metric / val_key_metric). */
+  trainKeyMetric(): string {
+    return "train_mean_dice";
+  }
+  valKeyMetric(): string {
+    return "val_mean_dice";
+  }
+
   valInferer(_req: Record<string, unknown>): Inferer {
     return new SimpleInferer();
   }
@@ -206,6 +219,8 @@ export abstract class BasicTrainTask extends TrainTask {
     }
     const trainPipe = new Compose(this.trainPreTransforms(req));
     const valPipe = new Compose(this.valPreTransforms(req));
+    const post = this.trainPostTransforms(req);
+    const trainPost = post.length > 0 ? new Compose(post) : null;
     const first = await this.sample(trainPipe, train[0] as TrainItem);
     const network = this.network(req);
     const start = await this.initialWeights(req);
@@ -248,14 +263,14 @@ export abstract class BasicTrainTask extends TrainTask {
       current_time: hhmmss(Date.now() - started),
       best_metric: best,
       train: {
-        metrics: { train_mean_dice: lastTrainDice },
-        key_metric_name: "train_mean_dice",
+        metrics: { [this.trainKeyMetric()]: lastTrainDice },
+        key_metric_name: this.trainKeyMetric(),
         best_metric: lastTrainDice,
         best_metric_epoch: epoch,
       },
       eval: {
-        metrics: { val_mean_dice: lastValDice },
-        key_metric_name: "val_mean_dice",
+        metrics: { [this.valKeyMetric()]: lastValDice },
+        key_metric_name: this.valKeyMetric(),
         best_metric: best,
         best_metric_epoch: bestEpoch,
       },
@@ -277,7 +292,7 @@ export abstract class BasicTrainTask extends TrainTask {
           const label = concat(samples.map((s) => toCOrder(s.label)));
           const out = await trainer.step(image, label, lr);
           iteration++;
-          const d = dice(out.pred, label);
+          const d = trainPost ? await this.postDice(trainPost, out.pred, samples) : dice(out.pred, label);
           diceSum += d;
           diceN++;
           emit({
@@ -353,6 +368,24 @@ export abstract class BasicTrainTask extends TrainTask {
     return sum / val.length;
   }
 
+  /** Train Dice after the app's post-transforms (their output counts as foreground where > 0). */
+  private async postDice(
+    post: Compose,
+    logits: Float32Array,
+    samples: { image: MetaTensor; label: MetaTensor }[],
+  ): Promise<number> {
+    const per = logits.length / samples.length;
+    let sum = 0;
+    for (const [i, s] of samples.entries()) {
+      const shape = [per / (s.image.data.length / s.image.channels), ...s.image.spatialShape];
+      const pred = fromCOrder(logits.subarray(i * per, (i + 1) * per), shape, s.image);
+      const d = (await post.call({ pred, label: s.label })) as Data;
+      const p = d.pred instanceof MetaTensor ? d.pred.data : pred.data;
+      sum += dice(p, s.label.data, 0);
+    }
+    return sum / samples.length;
+  }
+
   /** Writes the forward-only model atomically: inference sees the old file or the new one, never half. */
   private async publish(network: Network, trainer: Trainer, imageShape: number[]): Promise<void> {
     network.loadParameters(trainer.parameters());
@@ -382,12 +415,12 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 /** Dice of sigmoid(logits) > 0.5 against a 0/1 target (one channel), as MONAI's DiceMetric on thresholded output. */
-function dice(logits: Float32Array, target: Float32Array): number {
+function dice(logits: Float32Array, target: Float32Array, threshold = 0): number {
   let inter = 0;
   let p = 0;
   let t = 0;
   for (let i = 0; i < logits.length; i++) {
-    const a = (logits[i] ?? 0) > 0 ? 1 : 0;
+    const a = (logits[i] ?? 0) > threshold ? 1 : 0;
     const b = (target[i] ?? 0) > 0.5 ? 1 : 0;
     inter += a * b;
     p += a;

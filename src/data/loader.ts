@@ -93,7 +93,7 @@ export class DataLoader<K extends string = string> {
   order(epoch: number): number[] {
     const n = this.dataset.length;
     return this.shuffle
-      ? new RandomState(mixSeeds(this.seed, epoch, 0x5eed)).permutation(n)
+      ? new RandomState(mixSeeds(this.seed, epoch, 0xffffffff)).permutation(n)
       : Array.from({ length: n }, (_, i) => i);
   }
 

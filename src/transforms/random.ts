@@ -511,18 +511,13 @@ function voxelClasses(label: MetaTensor, image: MetaTensor | undefined, threshol
     }
   }
   if (image) {
-    const inImage = new Uint8Array(n);
+    // background: not foreground, and above the threshold in any image channel
     for (let c = 0; c < image.channels; c++) {
       const ch = image.channel(c);
       for (let i = 0; i < n; i++) {
-        if (ch[i]! > threshold) {
-          inImage[i] = 1;
+        if (mask[i] === 0 && ch[i]! > threshold) {
+          mask[i] = 2;
         }
-      }
-    }
-    for (let i = 0; i < n; i++) {
-      if (mask[i] === 0 && inImage[i] === 1) {
-        mask[i] = 2;
       }
     }
   } else {

@@ -2,11 +2,15 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import type { BatchTensor } from "../../data/collate.js";
+import { CacheDataset } from "../../data/dataset.js";
+import { type Batch, DataLoader } from "../../data/loader.js";
 import { InvalidInputError } from "../../errors.js";
 import type { GraphBuilder } from "../../graph/builder.js";
 import { importOnnxParameters } from "../../graph/import.js";
 import type { Value } from "../../graph/ir.js";
 import { SimpleInferer } from "../../inferers/simple.js";
+import { resolveRoiSize, SlidingWindowInferer } from "../../inferers/sliding-window.js";
 import type { Inferer } from "../../inferers/types.js";
 import { diceLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
@@ -15,6 +19,7 @@ import { buildTrainStep, Trainer } from "../../nn/train-step.js";
 import { withPredictor } from "../../runtime/predictor.js";
 import { SessionPool } from "../../runtime/session-pool.js";
 import { Compose, type Data, type Transform } from "../../transforms/compose.js";
+import type { AnyTransform } from "../../transforms/random.js";
 import { fromCOrder, MetaTensor, toCOrder } from "../../transforms/tensor.js";
 
 /** MONAI Label's default train config; it also defines the request parameters. */
@@ -134,8 +139,11 @@ export abstract class BasicTrainTask extends TrainTask {
   }
 
   abstract network(req: Record<string, unknown>): Network;
-  /** Must give fixed-size "image" [C, ...] and "label" [1, ...] tensors (crop or resize). */
-  abstract trainPreTransforms(req: Record<string, unknown>): Transform[];
+  /**
+   * Must give fixed-size "image" [C, ...] and "label" [1, ...] tensors (crop, e.g. RandCropByPosNegLabeld,
+   * which may give several samples per image, or resize). The deterministic prefix is cached (CacheDataset).
+   */
+  abstract trainPreTransforms(req: Record<string, unknown>): AnyTransform[];
   abstract valPreTransforms(req: Record<string, unknown>): Transform[];
 
   optimizer(_req: Record<string, unknown>): Optimizer {
@@ -217,11 +225,30 @@ export abstract class BasicTrainTask extends TrainTask {
     if (train.length === 0) {
       throw new InvalidInputError("nothing to train on: no image has a final label");
     }
-    const trainPipe = new Compose(this.trainPreTransforms(req));
+    // MONAI's CacheDataset + DataLoader: the deterministic prefix runs once per image, the random part per
+    // epoch, and the next batches are prepared while the current step runs.
+    const seed = typeof req.seed === "number" ? req.seed : Math.floor(Math.random() * 2 ** 31);
+    const dataset = new CacheDataset(
+      train.map((t) => ({ ...t })),
+      this.trainPreTransforms(req),
+      { cacheRate: Number(req.cache_rate ?? 1) },
+    );
+    const loader = new DataLoader<"image" | "label">(dataset, {
+      batchSize,
+      shuffle: true,
+      seed,
+      dropLast: dataset.length >= batchSize,
+      keys: ["image", "label"],
+    });
     const valPipe = new Compose(this.valPreTransforms(req));
     const post = this.trainPostTransforms(req);
     const trainPost = post.length > 0 ? new Compose(post) : null;
-    const first = await this.sample(trainPipe, train[0] as TrainItem);
+    const firstBatch = (await loader.epoch(0)[Symbol.asyncIterator]().next()).value as
+      | Batch<"image" | "label">
+      | undefined;
+    if (!firstBatch) {
+      throw new InvalidInputError("the train transforms gave no sample");
+    }
     const network = this.network(req);
     const start = await this.initialWeights(req);
     if (start) {
@@ -232,8 +259,8 @@ export abstract class BasicTrainTask extends TrainTask {
     }
     const step = buildTrainStep({
       network,
-      inputShape: [batchSize, ...first.image.shape],
-      targetShape: [batchSize, ...first.label.shape],
+      inputShape: firstBatch.image.shape,
+      targetShape: firstBatch.label.shape,
       loss: this.lossFunction(req),
       optimizer: this.optimizer(req),
     });
@@ -278,32 +305,34 @@ export abstract class BasicTrainTask extends TrainTask {
     });
     try {
       for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
-        const order = [...train];
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(Math.random() * (i + 1));
-          [order[i], order[j]] = [order[j] as TrainItem, order[i] as TrainItem];
-        }
         let diceSum = 0;
         let diceN = 0;
-        for (let b = 0; b + batchSize <= order.length && !ctx.signal.aborted; b += batchSize) {
-          const t0 = performance.now();
-          const samples = await Promise.all(order.slice(b, b + batchSize).map((it) => this.sample(trainPipe, it)));
-          const image = concat(samples.map((s) => toCOrder(s.image)));
-          const label = concat(samples.map((s) => toCOrder(s.label)));
-          const out = await trainer.step(image, label, lr);
+        let t0 = performance.now();
+        for await (const batch of loader.epoch(epoch)) {
+          if (ctx.signal.aborted) {
+            break;
+          }
+          if (batch.image.shape[0] !== firstBatch.image.shape[0]) {
+            continue; // the static step graph takes full batches only
+          }
+          const out = await trainer.step(batch.image.data, batch.label.data, lr);
           iteration++;
-          const d = trainPost ? await this.postDice(trainPost, out.pred, samples) : dice(out.pred, label);
+          const d = trainPost
+            ? await this.postDice(trainPost, out.pred, batch.image.shape, batch.label)
+            : dice(out.pred, batch.label.data);
           diceSum += d;
           diceN++;
+          const n = batch.image.shape[0] ?? 1;
           emit({
             kind: "iteration",
             epoch,
             iteration,
             loss: out.loss,
             lr: out.lr,
-            samplesPerSec: batchSize / ((performance.now() - t0) / 1000),
+            samplesPerSec: n / ((performance.now() - t0) / 1000),
             elapsed: (Date.now() - started) / 1000,
           });
+          t0 = performance.now();
         }
         lastTrainDice = diceN ? diceSum / diceN : 0;
         let valDice: number | null = null;
@@ -315,7 +344,7 @@ export abstract class BasicTrainTask extends TrainTask {
         if (metric > best) {
           best = metric;
           bestEpoch = epoch;
-          await this.publish(network, trainer, first.image.shape);
+          await this.publish(network, trainer, firstBatch.image.shape.slice(1));
           ctx.published?.(this.publishPath);
         }
         emit({
@@ -339,6 +368,7 @@ export abstract class BasicTrainTask extends TrainTask {
       await this.writeStats(final);
       return final;
     } finally {
+      await loader.close();
       trainer.release();
       await pool.close({ force: true });
       await rm(scratch, { recursive: true, force: true });
@@ -358,10 +388,17 @@ export abstract class BasicTrainTask extends TrainTask {
     let sum = 0;
     for (const item of val) {
       const { image, label } = await this.sample(pipe, item);
-      const path = join(scratch, `val-${image.shape.join("x")}.onnx`);
-      await writeFile(path, network.toOnnx({ inputShape: [1, ...image.shape] }));
+      const inferer = this.valInferer(req);
+      // The forward graph has static shapes: the window for a sliding window, else the whole image.
+      const spatial =
+        inferer instanceof SlidingWindowInferer
+          ? resolveRoiSize(inferer.roiSize, image.spatialShape)
+          : image.spatialShape;
+      const inputShape = [1, image.channels, ...spatial];
+      const path = join(scratch, `val-${inputShape.join("x")}.onnx`);
+      await writeFile(path, network.toOnnx({ inputShape }));
       const out = await withPredictor(pool, { path, version: String(Date.now()) + Math.random() }, (predictor) =>
-        this.valInferer(req).infer({ data: toCOrder(image), shape: [1, ...image.shape] }, predictor),
+        inferer.infer({ data: toCOrder(image), shape: [1, ...image.shape] }, predictor),
       );
       sum += dice(out.data, toCOrder(label));
     }
@@ -372,18 +409,23 @@ export abstract class BasicTrainTask extends TrainTask {
   private async postDice(
     post: Compose,
     logits: Float32Array,
-    samples: { image: MetaTensor; label: MetaTensor }[],
+    imageShape: number[],
+    label: BatchTensor,
   ): Promise<number> {
-    const per = logits.length / samples.length;
+    const n = imageShape[0] ?? 1;
+    const per = logits.length / n;
+    const perLabel = label.data.length / n;
+    const spatial = imageShape.slice(2);
+    const channels = per / spatial.reduce((a, b) => a * b, 1);
     let sum = 0;
-    for (const [i, s] of samples.entries()) {
-      const shape = [per / (s.image.data.length / s.image.channels), ...s.image.spatialShape];
-      const pred = fromCOrder(logits.subarray(i * per, (i + 1) * per), shape, s.image);
-      const d = (await post.call({ pred, label: s.label })) as Data;
+    for (let i = 0; i < n; i++) {
+      const pred = fromCOrder(logits.subarray(i * per, (i + 1) * per), [channels, ...spatial]);
+      const target = fromCOrder(label.data.subarray(i * perLabel, (i + 1) * perLabel), label.shape.slice(1));
+      const d = (await post.call({ pred, label: target })) as Data;
       const p = d.pred instanceof MetaTensor ? d.pred.data : pred.data;
-      sum += dice(p, s.label.data, 0);
+      sum += dice(p, target.data, 0);
     }
-    return sum / samples.length;
+    return sum / n;
   }
 
   /** Writes the forward-only model atomically: inference sees the old file or the new one, never half. */

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import type { ServerOptions } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
-import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createYoga, maskError } from "graphql-yoga";
 import { WebSocketServer } from "ws";
 import type { Container } from "./container.js";

@@ -74,7 +74,7 @@ builder.mutationFields((t) => ({
     args: { jobId: t.arg.id() },
     resolve: async (_r, args, ctx) => {
       const job = await ctx.services.jobs.get(String(args.jobId));
-      if (!job || job.kind !== "train") {
+      if (job?.kind !== "train") {
         throw jobNotFound(String(args.jobId));
       }
       return ctx.services.jobs.cancel(job.id);

@@ -446,16 +446,6 @@ export abstract class BasicTrainTask extends TrainTask {
   }
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Dice of sigmoid(logits) > 0.5 against a 0/1 target (one channel), as MONAI's DiceMetric on thresholded output. */
 function dice(logits: Float32Array, target: Float32Array, threshold = 0): number {
   let inter = 0;

@@ -40,6 +40,7 @@ import { buildTrainStep, Trainer } from "../../src/nn/train-step.js";
 import { UNet } from "../../src/nn/unet.js";
 import { ClassicUNet } from "./classic-unet.js";
 import {
+  batchDice,
   evaluate,
   geometry,
   loadAverage,
@@ -388,6 +389,7 @@ async function colinTable(): Promise<void> {
   const history: { s: number; dice: number }[] = [];
   const stepTimes: number[] = [];
   let losses: number[] = [];
+  let trainDice: number[] = [];
   let lastLr = schedule(0);
   const evalRow = async (steps: number) => {
     pause();
@@ -396,7 +398,9 @@ async function colinTable(): Promise<void> {
     network.loadParameters(trainer.parameters());
     const { dice } = await evaluate(network, geo, data.test, THREADS);
     const evalMs = performance.now() - e0;
-    const loss = losses.length > 0 ? losses.reduce((a, b) => a + b, 0) / losses.length : Number.NaN;
+    const mean = (xs: number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+    const loss = mean(losses);
+    const hard = mean(trainDice);
     history.push({ s: at / 1000, dice });
     rows.push([
       f1(at / 1000),
@@ -404,6 +408,7 @@ async function colinTable(): Promise<void> {
       f1((steps * BATCH) / data.train.length),
       lastLr.toExponential(1),
       Number.isNaN(loss) ? "-" : loss.toFixed(4),
+      Number.isNaN(hard) ? "-" : hard.toFixed(4),
       dice.toFixed(4),
       evalMs.toFixed(0),
     ]);
@@ -411,6 +416,7 @@ async function colinTable(): Promise<void> {
       `t=${f1(at / 1000)} s step ${steps} lr ${lastLr.toExponential(1)} loss ${Number.isNaN(loss) ? "-" : loss.toFixed(4)} held-out Dice ${dice.toFixed(4)} (eval ${evalMs.toFixed(0)} ms)`,
     );
     losses = [];
+    trainDice = [];
     resume();
   };
 
@@ -423,10 +429,11 @@ async function colinTable(): Promise<void> {
     }
     lastLr = schedule(clock());
     const s = performance.now();
-    const { loss } = await trainer.step(image, label, lastLr);
+    const { loss, pred } = await trainer.step(image, label, lastLr);
     lastStepMs = performance.now() - s;
     stepTimes.push(lastStepMs);
     losses.push(loss);
+    trainDice.push(batchDice(pred, label, BATCH));
     steps++;
     if (clock() >= nextEval) {
       await evalRow(steps);
@@ -445,7 +452,11 @@ async function colinTable(): Promise<void> {
   );
   console.log(`  ${setup}`);
   console.log(
-    table(["train s", "steps", "epochs", "lr", "train loss (since last row)", "held-out Dice", "eval ms"], rows),
+    "  train loss / train Dice: mean soft Dice loss / hard Dice (logits > 0, padded frame) of the training batches since\n" +
+      "  the previous row, computed by the step itself with the weights before each update (augmented batches).",
+  );
+  console.log(
+    table(["train s", "steps", "epochs", "lr", "train loss", "train Dice", "held-out Dice", "eval ms"], rows),
   );
   const steady = stepTimes.slice(3);
   console.log(

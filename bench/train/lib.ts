@@ -206,6 +206,26 @@ export function sliceDice(geo: Geometry, logits: Float32Array, n: number, s: Sli
   return denom === 0 ? 1 : (2 * inter) / denom;
 }
 
+/** Mean hard Dice (logits > 0) of a padded batch [N, 1, ...] against its labels, over the whole padded frame. */
+export function batchDice(logits: Float32Array, label: Float32Array, batch: number): number {
+  const per = logits.length / batch;
+  let sum = 0;
+  for (let n = 0; n < batch; n++) {
+    let inter = 0;
+    let pred = 0;
+    let truth = 0;
+    for (let i = n * per; i < (n + 1) * per; i++) {
+      const p = logits[i]! > 0 ? 1 : 0;
+      const t = label[i]!;
+      pred += p;
+      truth += t;
+      inter += p * t;
+    }
+    sum += pred + truth === 0 ? 1 : (2 * inter) / (pred + truth);
+  }
+  return sum / batch;
+}
+
 /** Mean held-out Dice of `network` (current parameters) on `slices`, in one forward-only ORT session. */
 export async function evaluate(
   network: Network,

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { writeImage2d } from "../../src/io/image2d.js";
 import { readNifti } from "../../src/io/nifti.js";
+import { loadCheckpoint } from "../../src/nn/checkpoint.js";
 import { startTestServer, type TestServer } from "../helpers/harness.js";
 
 type Row = Record<string, unknown>;
@@ -131,6 +132,11 @@ describe("training through GraphQL", () => {
     const stats = JSON.parse(await readFile(join(dir, "model", "train", "train_stats.json"), "utf8"));
     expect(stats).toMatchObject({ total_epochs: 25, eval: { key_metric_name: "val_mean_dice" } });
     expect(stats.best_metric).toBeCloseTo(best, 5);
+    // The final checkpoint holds weights and Adam state under the network's names and resumes the step count.
+    const ckpt = await loadCheckpoint(join(dir, "model", "train", "train_01", "checkpoint_final.lgckpt"));
+    expect(ckpt.step).toBe(iterations.length);
+    expect(ckpt.parameters.has("model.0.conv.weight")).toBe(true);
+    expect([...ckpt.optimizer.keys()].some((k) => k.includes("exp_avg"))).toBe(true);
 
     // The published model is listed and used by the next inference, on an image it never saw.
     expect((await s.gql("{ models { name } }")).data).toEqual({ models: [{ name: "segmentation" }] });

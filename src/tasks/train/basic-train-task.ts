@@ -12,6 +12,7 @@ import type { Value } from "../../graph/ir.js";
 import { SimpleInferer } from "../../inferers/simple.js";
 import { resolveRoiSize, SlidingWindowInferer } from "../../inferers/sliding-window.js";
 import type { Inferer } from "../../inferers/types.js";
+import { saveCheckpoint } from "../../nn/checkpoint.js";
 import { diceLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import { Adam, type Optimizer } from "../../nn/optim.js";
@@ -363,6 +364,9 @@ export abstract class BasicTrainTask extends TrainTask {
         }
       }
       epoch = Math.min(epoch, maxEpochs);
+      // MONAI's checkpoint_final: weights and optimizer state, to resume or inspect the run.
+      await mkdir(join(this.modelDir, String(req.name)), { recursive: true });
+      await saveCheckpoint(join(this.modelDir, String(req.name), "checkpoint_final.lgckpt"), trainer.state());
       const final = { ...stats(), total_time: hhmmss(Date.now() - started) };
       delete final.current_time;
       await this.writeStats(final);

@@ -3,7 +3,7 @@
  * data).
  *
  *   npx tsx bench/train/index.ts [--minutes 5] [--skip-colin] [--skip-steps] [--profile]
- *       [--threads 2] [--lr 3e-3] [--schedule cosine|poly|constant] [--min-lr 1e-4] [--channels 16,32,64]
+ *       [--threads 2] [--lr 1e-2] [--schedule cosine|poly|constant] [--min-lr 1e-4] [--channels 16,32,64]
  *       [--res-units 0] [--loss dice|dicece] [--pad 192x224] [--no-flip] [--eval-every 30] [--seed 0]
  *
  * Table 1: median ms per training step (forward + Dice loss + backward + Adam, one session.run of labelgraph's
@@ -69,7 +69,7 @@ const { values: args } = parseArgs({
     threads: { type: "string", default: "2" },
     warmup: { type: "string", default: "3" },
     runs: { type: "string", default: "15" },
-    lr: { type: "string", default: "3e-3" },
+    lr: { type: "string", default: "1e-2" },
     "min-lr": { type: "string", default: "1e-4" },
     schedule: { type: "string", default: "cosine" },
     channels: { type: "string", default: "16,32,64" },

@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { endianness } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
 import { InvalidImageError } from "../errors.js";
+import { writeFileAtomic } from "./atomic.js";
 import type { Volume } from "./types.js";
 
 /**
@@ -820,18 +820,5 @@ export async function writeNifti(volume: Volume, path: string): Promise<void> {
     // Level 1, as nibabel (and so MONAI's writer) compresses: level 6 tripled the write time for little gain.
     bytes = await gzipAsync(bytes, { level: 1 });
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
-  try {
-    const handle = await open(tmp, "wx");
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, bytes);
 }

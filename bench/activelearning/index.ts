@@ -14,7 +14,6 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { loadConfig } from "../../src/config/config.js";
 import { buildContainer, type Container } from "../../src/container.js";
 import { openDatabase } from "../../src/db/client.js";
@@ -24,23 +23,9 @@ import { buildServer } from "../../src/server.js";
 import { imageKey } from "../../src/storage/keys.js";
 import { randomWeights, weightedIndex } from "../../src/tasks/activelearning/random.js";
 import { toCandidate } from "../../src/tasks/activelearning/unlabeled-index.js";
-import { measure, ms, progress, type Stats, table } from "../datastore/lib.js";
+import { benchArgs, measure, ms, progress, type Stats, table } from "../datastore/lib.js";
 
-const { values: args } = parseArgs({
-  options: {
-    images: { type: "string", default: "100000" },
-    runs: { type: "string", default: "50" },
-    keep: { type: "boolean", default: false },
-  },
-});
-const N = Number(args.images);
-const RUNS = Number(args.runs);
-if (!Number.isInteger(N) || N < 10) {
-  throw new Error(`--images must be an integer >= 10, got ${args.images}`);
-}
-if (!Number.isInteger(RUNS) || RUNS < 1) {
-  throw new Error(`--runs must be a positive integer, got ${args.runs}`);
-}
+const { images: N, runs: RUNS, keep: KEEP } = benchArgs({ images: 100000, runs: 50, minImages: 10 });
 
 const TARGET_MS = 50;
 const CHUNK = 1000;
@@ -231,7 +216,7 @@ async function main() {
   } finally {
     await server?.stop();
     await container?.close();
-    if (args.keep) {
+    if (KEEP) {
       progress(`kept ${root}`);
     } else {
       await rm(root, { recursive: true, force: true });

@@ -12,7 +12,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { type Config, loadConfig } from "../../src/config/config.js";
 import { buildContainer, type Container } from "../../src/container.js";
 import { openDatabase } from "../../src/db/client.js";
@@ -20,23 +19,9 @@ import { ImageRepository, type NewImage } from "../../src/db/images.repo.js";
 import { createLogger } from "../../src/logger.js";
 import { buildServer } from "../../src/server.js";
 import { imageKey, labelKey } from "../../src/storage/keys.js";
-import { measure, ms, progress, runLimited, type Stats, table, tinyNifti } from "./lib.js";
+import { benchArgs, measure, ms, progress, runLimited, type Stats, table, tinyNifti } from "./lib.js";
 
-const { values: args } = parseArgs({
-  options: {
-    images: { type: "string", default: "100000" },
-    runs: { type: "string", default: "30" },
-    keep: { type: "boolean", default: false },
-  },
-});
-const N = Number(args.images);
-const RUNS = Number(args.runs);
-if (!Number.isInteger(N) || N < 20) {
-  throw new Error(`--images must be an integer >= 20, got ${args.images}`);
-}
-if (!Number.isInteger(RUNS) || RUNS < 1) {
-  throw new Error(`--runs must be a positive integer, got ${args.runs}`);
-}
+const { images: N, runs: RUNS, keep: KEEP } = benchArgs({ images: 100000, runs: 30, minImages: 1000 });
 
 const QUERY_TARGET_MS = 20;
 const IMPORT_TARGET_PER_S = 2000;
@@ -332,7 +317,7 @@ async function main() {
   } finally {
     await server?.stop();
     await container?.close();
-    if (args.keep) {
+    if (KEEP) {
       progress(`kept ${root}`);
     } else {
       await rm(root, { recursive: true, force: true });

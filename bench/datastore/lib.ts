@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
 
 /** Where the voxels of a NIfTI-1 single file start: the 348-byte header plus the 4-byte extension flag. */
 const VOX_OFFSET = 352;
@@ -97,3 +98,23 @@ export function table(header: readonly string[], rows: readonly (readonly string
 
 export const ms = (n: number) => n.toFixed(2);
 export const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+/** `--images N --runs N --keep`, validated, shared by the datastore and active-learning benches. */
+export function benchArgs(defaults: { images: number; runs: number; minImages: number }) {
+  const { values } = parseArgs({
+    options: {
+      images: { type: "string", default: String(defaults.images) },
+      runs: { type: "string", default: String(defaults.runs) },
+      keep: { type: "boolean", default: false },
+    },
+  });
+  const images = Number(values.images);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(images) || images < defaults.minImages) {
+    throw new Error(`--images must be an integer >= ${defaults.minImages}, got ${values.images}`);
+  }
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new Error(`--runs must be a positive integer, got ${values.runs}`);
+  }
+  return { images, runs, keep: values.keep };
+}

@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { endianness } from "node:os";
 import { basename } from "node:path";
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
 import { InvalidImageError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import type { Volume } from "./types.js";
+import { diagonalAffine, HOST_LITTLE_ENDIAN, swapBytes, validAffine } from "./voxels.js";
 
 /**
  * NIfTI-1 and NIfTI-2 single files (".nii", ".nii.gz"): header parsing (shared with `readImageHeader`),
@@ -15,8 +15,6 @@ import type { Volume } from "./types.js";
 
 const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);
-
-const HOST_LITTLE_ENDIAN = endianness() === "LE";
 
 export const NIFTI1_HEADER_SIZE = 348;
 export const NIFTI2_HEADER_SIZE = 540;
@@ -487,16 +485,6 @@ export function niftiAffine(header: NiftiHeader): number[][] {
 // ---------------------------------------------------------------------------------------------------
 // Reading
 
-function swapBytes(bytes: Uint8Array, size: number): void {
-  for (let i = 0; i + size <= bytes.length; i += size) {
-    for (let lo = i, hi = i + size - 1; lo < hi; lo++, hi--) {
-      const t = bytes[lo]!;
-      bytes[lo] = bytes[hi]!;
-      bytes[hi] = t;
-    }
-  }
-}
-
 type VoxelArray =
   | Uint8Array
   | Int8Array
@@ -777,36 +765,6 @@ export function encodeNifti(volume: Volume): Uint8Array {
   // bytes 348..351: extension flag, all zero (no extensions)
   out.set(voxels, NIFTI1_VOX_OFFSET);
   return out;
-}
-
-function validAffine(affine: unknown): number[][] | undefined {
-  if (!Array.isArray(affine) || affine.length < 3) {
-    return undefined;
-  }
-  const rows = affine.slice(0, 3);
-  for (const row of rows) {
-    if (
-      !Array.isArray(row) ||
-      row.length < 4 ||
-      row.slice(0, 4).some((x) => typeof x !== "number" || !Number.isFinite(x))
-    ) {
-      return undefined;
-    }
-  }
-  return [...(rows as number[][]).map((row) => row.slice(0, 4)), [0, 0, 0, 1]];
-}
-
-function diagonalAffine(spacing: readonly number[]): number[][] {
-  const s = [0, 1, 2].map((i) => {
-    const x = spacing[i];
-    return x !== undefined && Number.isFinite(x) && x > 0 ? x : 1;
-  });
-  return [
-    [s[0]!, 0, 0, 0],
-    [0, s[1]!, 0, 0],
-    [0, 0, s[2]!, 0],
-    [0, 0, 0, 1],
-  ];
 }
 
 /**

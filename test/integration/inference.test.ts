@@ -19,21 +19,29 @@ const RUN = /* GraphQL */ `
 
 type Row = Record<string, unknown>;
 
+/**
+ * A server running the segmentation fixture app on a 3D UNet built by labelgraph's own graph module
+ * (deterministic random weights from `seed`), taking windows of 32^3.
+ */
+async function segmentationServer(seed: number) {
+  const dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
+  const modelPath = join(dir, "segmentation.onnx");
+  const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed });
+  await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
+  const s = await startTestServer({
+    app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+    conf: { model_path: modelPath },
+  });
+  return { s, dir, modelPath };
+}
+
 describe("inference over GraphQL with a real ONNX model", () => {
   let s: TestServer;
   let dir: string;
   let modelPath: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
-    modelPath = join(dir, "segmentation.onnx");
-    // A 3D UNet built by labelgraph's own graph module (deterministic random weights), windows of 32^3.
-    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 1 });
-    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
-    s = await startTestServer({
-      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
-      conf: { model_path: modelPath },
-    });
+    ({ s, dir, modelPath } = await segmentationServer(1));
   });
   afterAll(async () => {
     await s.close();
@@ -116,14 +124,7 @@ describe("inference on a session image", () => {
   let s: TestServer;
   let dir: string;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
-    const modelPath = join(dir, "segmentation.onnx");
-    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 2 });
-    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
-    s = await startTestServer({
-      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
-      conf: { model_path: modelPath },
-    });
+    ({ s, dir } = await segmentationServer(2));
   });
   afterAll(async () => {
     await s.close();
@@ -158,14 +159,7 @@ describe("batch inference", () => {
   let s: TestServer;
   let dir: string;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "labelgraph-model-"));
-    const modelPath = join(dir, "segmentation.onnx");
-    const net = new UNet({ spatialDims: 3, inChannels: 1, outChannels: 1, channels: [4, 8], strides: [2], seed: 3 });
-    await writeFile(modelPath, net.toOnnx({ inputShape: [1, 1, 32, 32, 32] }));
-    s = await startTestServer({
-      app: join(import.meta.dirname, "../fixtures/apps/segmentation"),
-      conf: { model_path: modelPath },
-    });
+    ({ s, dir } = await segmentationServer(3));
   });
   afterAll(async () => {
     await s.close();

@@ -29,8 +29,8 @@ export {
   ScoringMethod,
   type ScoringRequest,
   type ScoringResult,
-  storeImageScore,
   Sum,
+  storeImageScore,
 } from "./tasks/scoring/index.js";
 export * from "./tasks/train/basic-train-task.js";
 export * from "./transforms/index.js";

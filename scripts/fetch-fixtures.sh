@@ -8,7 +8,7 @@
 #   python3-nibabel  usr/lib/python3/dist-packages/nibabel/tests/data/{anatomical.nii, example4d.nii.gz,
 #                    example_nifti2.nii.gz, functional.nii}
 #   python3-skimage  usr/lib/python3/dist-packages/skimage/data/{cell.png, camera.png, astronaut.png,
-#                    retina.jpg, truncated.jpg}
+#                    retina.jpg, truncated.jpg, ihc.png}
 #   python3-pydicom  usr/lib/python3/dist-packages/pydicom/data/test_files/*.dcm -> dicom/pydicom/
 #                    (pydicom's test files, Expat/MIT; CT_small and MR_small are downsized NEMA WG04
 #                    images, MR_small_* the same data in other transfer syntaxes)
@@ -33,6 +33,7 @@ FILES=(
   "python3-skimage|usr/lib/python3/dist-packages/skimage/data/astronaut.png|astronaut.png"
   "python3-skimage|usr/lib/python3/dist-packages/skimage/data/retina.jpg|retina.jpg"
   "python3-skimage|usr/lib/python3/dist-packages/skimage/data/truncated.jpg|truncated.jpg"
+  "python3-skimage|usr/lib/python3/dist-packages/skimage/data/ihc.png|ihc.png"
 )
 PYDICOM_DATA="usr/lib/python3/dist-packages/pydicom/data/test_files"
 for f in CT_small MR_small MR_small_bigendian MR_small_implicit MR_small_RLE MR_small_jpeg_ls_lossless \

@@ -1,11 +1,13 @@
 import type { LabelApp } from "./app/label-app.js";
 import { loadApp } from "./app/load-app.js";
+import { preloadModels } from "./app/preload.js";
 import type { Config } from "./config/config.js";
 import { DatastoreService } from "./datastore/datastore.service.js";
 import { exportDataset } from "./datastore/export.js";
 import { SessionService } from "./datastore/session.service.js";
 import { StudiesFolder } from "./datastore/studies.js";
 import { type Database, openDatabase } from "./db/client.js";
+import { InvalidInputError } from "./errors.js";
 import { ImageRepository } from "./db/images.repo.js";
 import { JobRepository } from "./db/jobs.repo.js";
 import { LabelRepository } from "./db/labels.repo.js";
@@ -18,9 +20,9 @@ import { SessionPool } from "./runtime/session-pool.js";
 import { createObjectStore } from "./storage/factory.js";
 import type { ObjectStore } from "./storage/object-store.js";
 import { ActiveLearningService } from "./tasks/activelearning/active-learning.service.js";
-import { batchInference } from "./tasks/infer/batch-inference.js";
 import { InferenceService } from "./tasks/infer/inference.service.js";
 import { InferenceWorkers } from "./tasks/infer/worker-pool.js";
+import { WsiInferenceService } from "./tasks/infer/wsi.js";
 import { ScoringService } from "./tasks/scoring/scoring.service.js";
 import { trainJob } from "./tasks/train/training.js";
 
@@ -38,6 +40,8 @@ export interface Container {
   app: LabelApp;
   pool: SessionPool;
   inference: InferenceService;
+  /** Tiled inference over regions of large 2D images (pathology). */
+  wsi: WsiInferenceService;
   activeLearning: ActiveLearningService;
   scoring: ScoringService;
   close(): Promise<void>;
@@ -52,6 +56,7 @@ export interface BuildOptions {
 export async function buildContainer(config: Config, opts: BuildOptions = {}): Promise<Container> {
   const log = opts.log ?? createLogger(config.logLevel);
   const app = await loadApp({ appDir: config.appDir, studiesDir: config.studiesDir, conf: config.conf });
+  const datastoreSettings = app.initDatastore({ studiesDir: config.studiesDir, ...config.datastore });
   const database = await openDatabase(config.database);
   const store = await createObjectStore(config.objectStore);
   const pubsub = createEventBus();
@@ -60,11 +65,12 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     labels: new LabelRepository(database.db),
     store,
     pubsub,
-    readOnly: config.datastore.readOnly,
+    readOnly: datastoreSettings.readOnly,
   });
+  app.attach({ datastore, log });
   const studies = new StudiesFolder(datastore, {
-    dir: config.studiesDir,
-    extensions: config.datastore.extensions,
+    dir: datastoreSettings.studiesDir,
+    extensions: datastoreSettings.extensions,
     log: (m) => log.warn(m),
     onProgress: opts.onImportProgress,
   });
@@ -83,6 +89,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
         )
       : null;
   const inference = new InferenceService({ app, datastore, store, pool, sessions, workers });
+  const wsi = new WsiInferenceService({ inference, datastore, store, sessions, pool });
   const activeLearning = new ActiveLearningService({ app, datastore, pubsub, log });
   // The queue below runs scoring jobs through this service, which queues them through the queue.
   const scoring = new ScoringService({ app, datastore, store, pool, pubsub, log, jobs: () => jobs });
@@ -91,7 +98,13 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     pubsub,
     handlers: {
       exportDataset: (params, ctx) => exportDataset(datastore, store, params, ctx),
-      batchInference: (params, ctx) => batchInference({ inference, datastore }, params, ctx),
+      batchInference: (params, ctx) => {
+        const task = app.batchInfer();
+        if (!task) {
+          throw new InvalidInputError(`batch inference is disabled by app ${app.name}`);
+        }
+        return task.run({ inference, datastore }, params, ctx);
+      },
       train: (params, ctx) =>
         trainJob(
           {
@@ -119,7 +132,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     `studies ${config.studiesDir}: ${report.imagesAdded} images and ${report.labelsAdded} labels registered, ` +
       `${report.imagesRemoved + report.labelsRemoved} removed, ${report.skipped.length} skipped`,
   );
-  if (config.datastore.autoReload) {
+  if (datastoreSettings.autoReload) {
     await studies.watch();
   }
   await jobs.start();
@@ -127,6 +140,10 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
   if (config.autoUpdateScoring) {
     await scoring.startAutoUpdate();
   }
+  if (app.conf.preload) {
+    await preloadModels(app, pool, log);
+  }
+  await app.onInitComplete();
 
   return {
     config,
@@ -141,6 +158,7 @@ export async function buildContainer(config: Config, opts: BuildOptions = {}): P
     app,
     pool,
     inference,
+    wsi,
     activeLearning,
     scoring,
     async close() {

@@ -9,8 +9,11 @@ export * from "./io/load.js";
 export type { Volume } from "./io/types.js";
 export * from "./nn/index.js";
 export * from "./nn/losses.js";
+export { SessionPool, type SessionPoolOptions } from "./runtime/session-pool.js";
 export * from "./tasks/activelearning/index.js";
 export * from "./tasks/infer/basic-infer-task.js";
+export * from "./tasks/infer/deepedit.js";
+export * from "./tasks/infer/deepgrow.js";
 export * from "./tasks/infer/infer-task.js";
 export {
   Dice,
@@ -33,4 +36,6 @@ export {
   storeImageScore,
 } from "./tasks/scoring/index.js";
 export * from "./tasks/train/basic-train-task.js";
+export * from "./tasks/train/deepedit.js";
+export * from "./tasks/train/deepgrow.js";
 export * from "./transforms/index.js";

@@ -11,6 +11,7 @@ import { JobStatus } from "./db/jobs.repo.js";
 import { LabelgraphError, NotFoundError } from "./errors.js";
 import { type Context, createContext } from "./graphql/context.js";
 import { schema } from "./graphql/schema.js";
+import { createRestHandler } from "./rest/index.js";
 
 export interface Server {
   /** Listens on `port` (0 picks a free one) and resolves with the bound address. */
@@ -47,6 +48,7 @@ export function buildServer(container: Container): Server {
     sessions: container.sessions,
     activeLearning: container.activeLearning,
     scoring: container.scoring,
+    wsi: container.wsi,
   };
   const prefix = container.config.apiPrefix;
   const yoga = createYoga<Record<string, unknown>, Context>({
@@ -127,8 +129,14 @@ export function buildServer(container: Container): Server {
     return false;
   }
 
+  // MONAI Label's REST API, over the same services (it also serves the image and label downloads below).
+  const rest = createRestHandler(container);
+
   const http = createServer(async (req, res) => {
     try {
+      if (await rest(req, res)) {
+        return;
+      }
       if (await files(req, res)) {
         return;
       }

@@ -1,22 +1,34 @@
 import { existsSync, statSync } from "node:fs";
+import { register } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { AppLoadError } from "./errors.js";
 import { type AppContext, LabelApp } from "./label-app.js";
+
+export { AppLoadError } from "./errors.js";
 
 const ENTRIES = ["app.ts", "app.js", "main.ts", "main.js", "index.ts", "index.js"];
 
-export class AppLoadError extends Error {
-  override name = "AppLoadError";
+let hookRegistered = false;
+/** Lets an app outside this repository `import ... from "labelgraph"` (once per thread). */
+export function registerLabelgraphResolver(): void {
+  if (!hookRegistered) {
+    register(new URL("./resolve-hook.mjs", import.meta.url));
+    hookRegistered = true;
+  }
 }
 
 /**
- * Loads `<dir>/app.ts` (or main/index, .ts or .js): its default export is a LabelApp subclass. With no
- * folder at all, labelgraph serves the bare datastore under a default app.
+ * Loads `<dir>/app.ts` (or main/index, .ts or .js): its default export (or else its only exported LabelApp
+ * subclass) is constructed with the context and initialised (conf parsed, every init method run), so a broken
+ * app fails here, at start. With no folder at all, labelgraph serves the bare datastore under a default app.
  */
 export async function loadApp(context: Omit<AppContext, "appDir"> & { appDir: string | null }): Promise<LabelApp> {
   const { appDir } = context;
   if (!appDir) {
-    return new LabelApp({ ...context, appDir: "" });
+    const app = new LabelApp({ ...context, appDir: "" });
+    app.init();
+    return app;
   }
   if (!existsSync(appDir) || !statSync(appDir).isDirectory()) {
     throw new AppLoadError(`app folder ${appDir} does not exist`);
@@ -25,19 +37,29 @@ export async function loadApp(context: Omit<AppContext, "appDir"> & { appDir: st
   if (!entry) {
     throw new AppLoadError(`app folder ${appDir} has no app: expected one of ${ENTRIES.join(", ")}`);
   }
-  let mod: { default?: unknown };
+  registerLabelgraphResolver();
+  let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+    mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
   } catch (err) {
     throw new AppLoadError(`app ${entry} failed to load: ${(err as Error).message}`);
   }
-  const App = mod.default;
-  if (typeof App !== "function" || !(App.prototype instanceof LabelApp || App === LabelApp)) {
+  const isApp = (v: unknown): v is new (ctx: AppContext) => LabelApp =>
+    typeof v === "function" && (v.prototype instanceof LabelApp || v === LabelApp);
+  const named = Object.values(mod).filter(isApp);
+  const App = isApp(mod.default) ? mod.default : named.length === 1 ? named[0] : undefined;
+  if (!App) {
     throw new AppLoadError(`app ${entry} must default-export a class extending LabelApp`);
   }
+  let app: LabelApp;
   try {
-    return new (App as new (ctx: AppContext) => LabelApp)({ ...context, appDir });
+    app = new App({ ...context, appDir });
+    app.init();
   } catch (err) {
+    if (err instanceof AppLoadError) {
+      throw err;
+    }
     throw new AppLoadError(`app ${entry} failed to start: ${(err as Error).message}`);
   }
+  return app;
 }

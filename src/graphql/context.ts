@@ -16,7 +16,7 @@ export interface Context {
 
 export type Services = Pick<
   Container,
-  "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference" | "sessions" | "activeLearning" | "scoring"
+  "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference" | "sessions" | "activeLearning" | "scoring" | "wsi"
 >;
 
 export interface Loaders {

@@ -5,6 +5,9 @@ import { withUpload } from "./upload.js";
 
 export const LabelRef = builder.objectRef<LabelRecord>("Label");
 
+/** The save response of each label saveLabel returned (MONAI's {image, label} plus the app's onSaveLabel). */
+const saveResponses = new WeakMap<LabelRecord, Record<string, unknown>>();
+
 LabelRef.implement({
   description:
     "One version of an image's label under a tag (`original` from the model, `final` from the annotator, or any other)",
@@ -39,7 +42,19 @@ builder.mutationFields((t) => ({
     type: LabelRef,
     description:
       "Saves a new version of the image's label under `tag` (default `final`). Its spatial shape must match the image's.",
-    errors: { types: datastoreErrors },
+    errors: {
+      types: datastoreErrors,
+      result: {
+        fields: (t) => ({
+          response: t.field({
+            type: "JSONObject",
+            description:
+              "MONAI's PUT /datastore/label response: `image`, `label`, and whatever the app's onSaveLabel returned",
+            resolve: (label) => saveResponses.get(label) ?? { image: label.imageId, label: label.imageId },
+          }),
+        }),
+      },
+    },
     args: {
       input: t.arg({
         required: true,
@@ -54,16 +69,18 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: (_r, { input }, ctx) =>
-      withUpload(input.file, (path, fileName) =>
-        ctx.services.datastore.saveLabel({
+      withUpload(input.file, async (path, fileName) => {
+        const { label, response } = await ctx.services.app.saveLabel({
           imageId: String(input.imageId),
           tag: input.tag,
           fileName,
           path,
           info: input.info,
           author: ctx.user,
-        }),
-      ),
+        });
+        saveResponses.set(label, response);
+        return label;
+      }),
   }),
   deleteLabel: t.field({
     type: [LabelRef],

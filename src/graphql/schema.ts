@@ -11,6 +11,7 @@ import "./train.js";
 import "./datastore-events.js";
 import "./strategy.js";
 import "./scoring.js";
+import "./wsi.js";
 
 // toSchema() sorts types and fields, so the printed schema is stable.
 export const schema = builder.toSchema();

@@ -1,6 +1,7 @@
 import { GraphBuilder } from "../graph/builder.js";
 import { formatShape, type Graph, numel, type Value } from "../graph/ir.js";
 import { fillInit, type Init, rngFor } from "./init.js";
+import { mcDropoutModel } from "./mc-dropout.js";
 
 /** A named tensor of a network: a learnt parameter, or a buffer (BatchNorm running statistics). */
 export interface Parameter {
@@ -158,6 +159,11 @@ export interface ToOnnxOptions {
   inputName?: string;
   /** Graph output name (default "pred"). */
   outputName?: string;
+  /**
+   * Keep dropout active: every Dropout draws a fresh mask on each run (Monte-Carlo dropout, see mc-dropout.ts).
+   * Default false: the plain inference model, whose Dropout nodes onnxruntime removes.
+   */
+  mcDropout?: boolean;
 }
 
 /** A whole network: one image tensor in, one tensor out. */
@@ -189,7 +195,8 @@ export abstract class Network extends Module {
 
   /** A complete ONNX model (input `image`, output `pred` by default) with the current parameters. */
   toOnnx(options: ToOnnxOptions): Uint8Array {
-    return this.builder(options).serialize();
+    const bytes = this.builder(options).serialize();
+    return options.mcDropout ? mcDropoutModel(bytes).bytes : bytes;
   }
 
   private builder(options: ToOnnxOptions): GraphBuilder {

@@ -87,6 +87,24 @@ export interface TrainStats {
   history: TrainingEvent[];
 }
 
+/** What an iteration update gets: the network and the trainer holding its current weights. */
+export interface IterationContext {
+  network: Network;
+  trainer: Trainer;
+  /** The step's input shape [N, C, ...spatial] (C: the network's input channels). */
+  inputShape: number[];
+}
+
+/**
+ * MONAI's `train_iteration_update` handler: rewrites each training batch before its step, with the model being
+ * trained at hand (deepgrow/deepedit's Interaction simulates clicks with it). The image it returns must have
+ * the network's input channels.
+ */
+export type IterationUpdate = (
+  batch: Batch<"image" | "label">,
+  ctx: IterationContext,
+) => Promise<Batch<"image" | "label">>;
+
 export abstract class TrainTask {
   constructor(readonly description: string) {}
   abstract config(): Record<string, unknown>;
@@ -189,6 +207,11 @@ export abstract class BasicTrainTask extends TrainTask {
     return "val_mean_dice";
   }
 
+  /** MONAI's train_iteration_update (default none); see IterationUpdate. */
+  trainIterationUpdate(_req: Record<string, unknown>): IterationUpdate | null {
+    return null;
+  }
+
   valInferer(_req: Record<string, unknown>): Inferer {
     return new SimpleInferer();
   }
@@ -258,9 +281,13 @@ export abstract class BasicTrainTask extends TrainTask {
       const own = network.parameters();
       network.loadParameters(new Map([...start].filter(([name]) => own.has(name))), { strict: true });
     }
+    const update = this.trainIterationUpdate(req);
+    const inputShape = update
+      ? [firstBatch.image.shape[0]!, network.inChannels, ...firstBatch.image.shape.slice(2)]
+      : firstBatch.image.shape;
     const step = buildTrainStep({
       network,
-      inputShape: firstBatch.image.shape,
+      inputShape,
       targetShape: firstBatch.label.shape,
       loss: this.lossFunction(req),
       optimizer: this.optimizer(req),
@@ -316,11 +343,12 @@ export abstract class BasicTrainTask extends TrainTask {
           if (batch.image.shape[0] !== firstBatch.image.shape[0]) {
             continue; // the static step graph takes full batches only
           }
-          const out = await trainer.step(batch.image.data, batch.label.data, lr);
+          const b = update ? await update(batch, { network, trainer, inputShape }) : batch;
+          const out = await trainer.step(b.image.data, b.label.data, lr);
           iteration++;
           const d = trainPost
-            ? await this.postDice(trainPost, out.pred, batch.image.shape, batch.label)
-            : dice(out.pred, batch.label.data);
+            ? await this.postDice(trainPost, out.pred, b.image.shape, b.label)
+            : dice(out.pred, b.label.data);
           diceSum += d;
           diceN++;
           const n = batch.image.shape[0] ?? 1;
@@ -345,7 +373,7 @@ export abstract class BasicTrainTask extends TrainTask {
         if (metric > best) {
           best = metric;
           bestEpoch = epoch;
-          await this.publish(network, trainer, firstBatch.image.shape.slice(1));
+          await this.publish(network, trainer, inputShape.slice(1));
           ctx.published?.(this.publishPath);
         }
         emit({

@@ -1,0 +1,176 @@
+/**
+ * The radiology app's interactive models (DeepGrow 2D/3D, DeepEdit) on the Colin27 brain mask: their networks,
+ * sizes, infer and train tasks, and the Colin27 data as the training script and the bench cut it (2D axial
+ * slices split as shared/reference/data.md says; 3D slabs of 16 axial slices, split by blocks the same way).
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  InferDeepEdit,
+  InferDeepGrow2D,
+  InferDeepGrow3D,
+  loadImage,
+  saveImage,
+  TrainDeepEdit,
+  TrainDeepGrow,
+  UNet,
+} from "labelgraph";
+
+export const LABELS = { brain: 1, background: 0 };
+
+/** 2D: a whole 181x217 axial slice (crop box larger than the slice) resized to the model. */
+export const DEEPGROW_2D = { modelSize: [160, 192], spatialSize: [256, 256] };
+/** 3D: a box of 16 axial slices around the clicks, in-plane halved. */
+export const DEEPGROW_3D = { modelSize: [88, 104, 16], spatialSize: [192, 224, 16] };
+export const DEEPEDIT = { modelSize: [88, 104, 16], spatialSize: [192, 224, 16] };
+
+export const deepgrow2dNetwork = () =>
+  new UNet({
+    spatialDims: 2,
+    inChannels: 3,
+    outChannels: 1,
+    channels: [16, 32, 64, 128],
+    strides: [2, 2, 2],
+    norm: "INSTANCE",
+    act: "RELU",
+    seed: 21,
+  });
+
+export const deepgrow3dNetwork = () =>
+  new UNet({
+    spatialDims: 3,
+    inChannels: 3,
+    outChannels: 1,
+    channels: [8, 16, 32],
+    strides: [2, 2],
+    norm: "INSTANCE",
+    act: "RELU",
+    seed: 23,
+  });
+
+export const deepeditNetwork = () =>
+  new UNet({
+    spatialDims: 3,
+    inChannels: 3,
+    outChannels: 2,
+    channels: [8, 16, 32],
+    strides: [2, 2],
+    norm: "INSTANCE",
+    act: "RELU",
+    seed: 29,
+  });
+
+export function interactiveInfers(modelDir: string) {
+  return {
+    deepgrow_2d: new InferDeepGrow2D({
+      path: join(modelDir, "deepgrow_2d.onnx"),
+      labels: ["brain"],
+      ...DEEPGROW_2D,
+    }),
+    deepgrow_3d: new InferDeepGrow3D({
+      path: join(modelDir, "deepgrow_3d.onnx"),
+      labels: ["brain"],
+      ...DEEPGROW_3D,
+    }),
+    deepedit: new InferDeepEdit({ path: join(modelDir, "deepedit.onnx"), labels: LABELS, ...DEEPEDIT }),
+  };
+}
+
+/** Train tasks; their items: 2D slices (deepgrow_2d) or 16-slice slabs (deepgrow_3d, deepedit). */
+export function interactiveTrainers(modelDir: string, publishDir = modelDir) {
+  const common = (name: string) => ({
+    modelDir: join(modelDir, "train", name),
+    publishPath: join(publishDir, `${name}.onnx`),
+    description: `Trains ${name} with simulated clicks`,
+  });
+  return {
+    deepgrow_2d: new TrainDeepGrow({
+      ...common("deepgrow_2d"),
+      network: deepgrow2dNetwork,
+      dimension: 2,
+      modelSize: DEEPGROW_2D.modelSize,
+      config: { learning_rate: 3e-3, train_batch_size: 4, val_split: 0.1, max_train_interactions: 3 },
+    }),
+    deepgrow_3d: new TrainDeepGrow({
+      ...common("deepgrow_3d"),
+      network: deepgrow3dNetwork,
+      dimension: 3,
+      modelSize: DEEPGROW_3D.modelSize,
+      config: { learning_rate: 3e-3, train_batch_size: 1, val_split: 0.1, max_train_interactions: 3 },
+    }),
+    deepedit: new TrainDeepEdit({
+      ...common("deepedit"),
+      network: deepeditNetwork,
+      labelNames: LABELS,
+      modelSize: DEEPEDIT.modelSize,
+      config: { learning_rate: 3e-3, train_batch_size: 1, max_train_interactions: 3 },
+    }),
+  };
+}
+
+// ------------------------------------------------------------------------------------------ Colin27 data
+
+export interface Item {
+  image: string;
+  label: string;
+  /** First axial slice (z) of the item. */
+  z: number;
+}
+
+export interface ColinSplit {
+  train2d: Item[];
+  test2d: Item[];
+  train3d: Item[];
+  test3d: Item[];
+}
+
+export const SLAB = 16;
+
+/**
+ * Writes the Colin27 items under `out`: 2D axial slices with more than 200 brain pixels (test: (z // 8) % 4
+ * == 3), and 16-slice slabs (test: slabs 3 and 7, z 48..63 and 112..127; train: every slab starting at a
+ * multiple of 4 that does not overlap a test slab and holds brain). Label = ch2bet > 0.
+ */
+export async function writeColinItems(dataDir: string, out: string): Promise<ColinSplit> {
+  const [img, bet] = await Promise.all([
+    loadImage(join(dataDir, "ch2.nii.gz")),
+    loadImage(join(dataDir, "ch2bet.nii.gz")),
+  ]);
+  const [X, Y, Z] = img.shape as [number, number, number];
+  const plane = X * Y;
+  await mkdir(out, { recursive: true });
+  const label = Float32Array.from(bet.data, (v) => (v > 0 ? 1 : 0));
+  const image = Float32Array.from(img.data);
+  const split: ColinSplit = { train2d: [], test2d: [], train3d: [], test3d: [] };
+  const write = async (name: string, z0: number, depth: number) => {
+    const shape = depth === 1 ? [X, Y] : [X, Y, depth];
+    const geo = { spacing: img.spacing.slice(0, shape.length), affine: img.affine, meta: {} };
+    const item = { image: join(out, `${name}_image.nii.gz`), label: join(out, `${name}_label.nii.gz`), z: z0 };
+    await saveImage({ ...geo, data: image.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "float32" }, item.image);
+    await saveImage({ ...geo, data: label.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "uint8" }, item.label);
+    return item;
+  };
+  const area = (z0: number, depth: number) => {
+    let s = 0;
+    for (let i = z0 * plane; i < (z0 + depth) * plane; i++) {
+      s += label[i]!;
+    }
+    return s;
+  };
+  for (let z = 0; z < Z; z++) {
+    if (area(z, 1) > 200) {
+      (Math.floor(z / 8) % 4 === 3 ? split.test2d : split.train2d).push(await write(`slice_${z}`, z, 1));
+    }
+  }
+  const testStarts = [3 * SLAB, 7 * SLAB];
+  for (const z of testStarts) {
+    split.test3d.push(await write(`slab_${z}`, z, SLAB));
+  }
+  for (let z = 0; z + SLAB <= Z; z += 4) {
+    const overlaps = testStarts.some((t) => z < t + SLAB && t < z + SLAB);
+    if (!overlaps && area(z, SLAB) > 200 * SLAB) {
+      split.train3d.push(await write(`slab_${z}`, z, SLAB));
+    }
+  }
+  return split;
+}

@@ -1,0 +1,72 @@
+/**
+ * Reproduces the radiology app's interactive models from Colin27 (shared/reference/data.md):
+ *
+ *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
+ *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
+ *
+ * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
+ * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
+ * to --out/<name>.onnx. Runs and data live in a temporary folder that is removed at the end.
+ */
+import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { TrainingEvent } from "labelgraph";
+import { interactiveTrainers, writeColinItems } from "../lib/interactive.js";
+
+const { values: args } = parseArgs({
+  options: {
+    models: { type: "string", default: "deepgrow_2d,deepgrow_3d,deepedit" },
+    minutes: { type: "string", default: "4" },
+    data: { type: "string", default: "test/fixtures/.cache" },
+    out: { type: "string", default: "apps/radiology/model" },
+    seed: { type: "string", default: "7" },
+  },
+});
+const minutes = Number(args.minutes);
+const seed = Number(args.seed);
+const log = (msg: string) => process.stderr.write(`[train-interactive] ${msg}\n`);
+
+const work = await mkdtemp(join(tmpdir(), "labelgraph-interactive-"));
+try {
+  const split = await writeColinItems(resolve(args.data), join(work, "data"));
+  log(`Colin27: ${split.train2d.length} train / ${split.test2d.length} test slices, ${split.train3d.length} train / ${split.test3d.length} test slabs`);
+  const trainers = interactiveTrainers(join(work, "run"), join(work, "publish"));
+  for (const name of args.models.split(",")) {
+    const task = trainers[name as keyof typeof trainers];
+    if (!task) {
+      throw new Error(`--models: unknown model ${name} (deepgrow_2d, deepgrow_3d, deepedit)`);
+    }
+    const items = name === "deepgrow_2d" ? split.train2d : split.train3d;
+    // Interleave so the validation tail (val_split) spans the whole brain, not only its top slices.
+    const datalist = [...items].sort((a, b) => ((a.z * 37) % 101) - ((b.z * 37) % 101));
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), minutes * 60_000);
+    const t0 = Date.now();
+    const stats = await task.run(
+      { datalist, params: { max_epochs: 10_000, seed } },
+      {
+        signal: controller.signal,
+        emit: (e: TrainingEvent) => {
+          if (e.kind === "epoch") {
+            log(
+              `${name} epoch ${e.epoch} it ${e.iteration} train ${e.trainDice?.toFixed(3)} val ${e.valDice?.toFixed(3) ?? "-"} best ${e.bestMetric?.toFixed(3)} (${e.elapsed.toFixed(0)} s)`,
+            );
+          }
+        },
+      },
+    );
+    clearTimeout(timer);
+    const published = task.publishPath;
+    const target = join(resolve(args.out), `${name}.onnx`);
+    await copyFile(published, `${target}.tmp`);
+    await rename(`${target}.tmp`, target);
+    const size = (await stat(target)).size;
+    log(
+      `${name}: ${stats.current_iteration} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s, best ${stats.best_metric.toFixed(3)} -> ${target} (${(size / 1e6).toFixed(2)} MB)`,
+    );
+  }
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,89 @@
+import type { Transform } from "../../transforms/compose.js";
+import { CheckClicksd, ResizeGuidanced, RestoreLabeld, SpatialCropGuidanced } from "../../transforms/deepgrow.js";
+import { AddGuidanceFromPointsDeepEditd, AddGuidanceSignalDeepEditd } from "../../transforms/guidance.js";
+import { ScaleIntensityd } from "../../transforms/intensity.js";
+import { EnsureChannelFirstd, LoadImaged } from "../../transforms/io.js";
+import { Activationsd, AsDiscreted } from "../../transforms/post.js";
+import { Resized } from "../../transforms/spatial.js";
+import { BasicInferTask } from "./basic-infer-task.js";
+
+export interface InferDeepEditOptions {
+  path: string | string[];
+  /** `{name: value}` with `background: 0`; the network's output channel i is label value i. */
+  labels: Record<string, number>;
+  description?: string;
+  /** The network's input spatial size. */
+  modelSize: number[];
+  /** Crop a box of this size around the clicks first (the centre box without clicks); default: none, the
+   * whole image is resized to the model, as MONAI's. */
+  spatialSize?: number[];
+  margin?: number;
+  /** Sigma of the click signals (default 3, MONAI deepedit's). */
+  sigma?: number;
+  dimension?: 2 | 3;
+  config?: Record<string, unknown>;
+}
+
+/**
+ * MONAI Label's DeepEdit infer task: clicks per label name plus `background` in the request params (voxel
+ * coordinates, e.g. `{brain: [[90, 100, 8]], background: []}`); no clicks at all is the automatic mode (zero
+ * guidance channels). The image (or a box around the clicks) is resized to the model, given one Gaussian
+ * click channel per label, and the argmax of the softmax is restored onto the image grid.
+ */
+export class InferDeepEdit extends BasicInferTask {
+  readonly labelNames: Record<string, number>;
+  readonly modelSize: number[];
+  readonly spatialSize: number[] | undefined;
+  readonly margin: number;
+  readonly sigma: number;
+
+  constructor(opts: InferDeepEditOptions) {
+    const dimension = opts.dimension ?? 3;
+    const foreground = Object.fromEntries(Object.entries(opts.labels).filter(([k]) => k !== "background"));
+    super({
+      path: opts.path,
+      type: "deepedit",
+      labels: foreground,
+      dimension,
+      description: opts.description ?? "DeepEdit: automatic segmentation, corrected with clicks per label",
+      config: opts.config,
+    });
+    if (opts.labels.background !== 0) {
+      throw new Error("InferDeepEdit: labels must include background: 0");
+    }
+    this.labelNames = opts.labels;
+    this.modelSize = opts.modelSize;
+    this.spatialSize = opts.spatialSize;
+    this.margin = opts.margin ?? 20;
+    this.sigma = opts.sigma ?? 3;
+  }
+
+  preTransforms(): Transform[] {
+    const crop = this.spatialSize
+      ? [new SpatialCropGuidanced({ keys: "image", spatialSize: this.spatialSize, margin: this.margin })]
+      : [];
+    return [
+      new LoadImaged({ keys: "image" }),
+      new EnsureChannelFirstd({ keys: "image" }),
+      new CheckClicksd({ refImage: "image", keys: Object.keys(this.labelNames) }),
+      new AddGuidanceFromPointsDeepEditd({ refImage: "image", labelNames: this.labelNames }),
+      ...crop,
+      new Resized({ keys: "image", spatialSize: this.modelSize, mode: "area" }),
+      new ResizeGuidanced({ refImage: "image" }),
+      new ScaleIntensityd({ keys: "image" }),
+      new AddGuidanceSignalDeepEditd({ keys: "image", sigma: this.sigma, numberIntensityCh: 1 }),
+    ];
+  }
+
+  postTransforms(): Transform[] {
+    return [
+      new Activationsd({ keys: "pred", softmax: true }),
+      new AsDiscreted({ keys: "pred", argmax: true }),
+      new RestoreLabeld({ keys: "pred", refImage: "image" }),
+    ];
+  }
+
+  override inverseTransforms(): Transform[] | null {
+    return null;
+  }
+}

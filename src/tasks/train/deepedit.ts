@@ -1,0 +1,137 @@
+import type { GraphBuilder } from "../../graph/builder.js";
+import type { Value } from "../../graph/ir.js";
+import { diceCELoss } from "../../nn/losses.js";
+import type { Network } from "../../nn/module.js";
+import type { Transform } from "../../transforms/compose.js";
+import {
+  AddInitialSeedPointMissingLabelsd,
+  AddRandomGuidanceDeepEditd,
+  FindAllValidSlicesMissingLabelsd,
+  FindDiscrepancyRegionsDeepEditd,
+} from "../../transforms/deepedit.js";
+import { AddGuidanceSignalDeepEditd } from "../../transforms/guidance.js";
+import { ScaleIntensityd } from "../../transforms/intensity.js";
+import { EnsureChannelFirstd, LoadImaged } from "../../transforms/io.js";
+import { Activationsd, AsDiscreted } from "../../transforms/post.js";
+import { type AnyTransform, RandFlipd } from "../../transforms/random.js";
+import { Resized } from "../../transforms/spatial.js";
+import type { Batch } from "../../data/loader.js";
+import { BasicTrainTask, type BasicTrainTaskOptions, type IterationContext } from "./basic-train-task.js";
+import { Interaction } from "./deepgrow.js";
+
+export interface TrainDeepEditOptions extends BasicTrainTaskOptions {
+  /** Builds the network: inChannels 1 + number of labels, outChannels number of labels (background too). */
+  network: () => Network;
+  /** `{name: value}` with background 0 and values 0..n-1 (network output channel = label value). */
+  labelNames: Record<string, number>;
+  /** The network's input spatial size (images and labels are resized to it). */
+  modelSize: number[];
+  /** Probability that a training batch gets simulated clicks (MONAI Label's deepgrow_probability_train,
+   * default 0.5); the others train the automatic mode, with zero guidance. */
+  deepgrowProbability?: number;
+  maxTrainInteractions?: number;
+  /** Sigma of the click signals (default 3). */
+  sigma?: number;
+}
+
+/**
+ * MONAI Label's TrainDeepEdit: one network for the automatic mode and for clicks. Each batch, with
+ * `deepgrowProbability`, gets seed clicks per label (AddInitialSeedPointMissingLabelsd) and rounds of
+ * FindDiscrepancyRegionsDeepEditd + AddRandomGuidanceDeepEditd + AddGuidanceSignalDeepEditd on the current
+ * model's argmax; otherwise its guidance channels are zero. Loss: DiceCE on the softmax, labels one-hot.
+ * Validation is left out by default (val_split 0; the train metric picks the published model), since the
+ * base class's validation Dice reads one sigmoid channel.
+ */
+export class TrainDeepEdit extends BasicTrainTask {
+  readonly opts: TrainDeepEditOptions;
+  private interaction: Interaction | null = null;
+
+  constructor(opts: TrainDeepEditOptions) {
+    super({ ...opts, config: { val_split: 0, ...(opts.config ?? {}) } });
+    this.opts = opts;
+    const values = Object.values(opts.labelNames).sort((a, b) => a - b);
+    if (opts.labelNames.background !== 0 || values.some((v, i) => v !== i)) {
+      throw new Error("TrainDeepEdit: labelNames must map background to 0 and the labels to 1..n-1");
+    }
+  }
+
+  override config(): Record<string, unknown> {
+    return {
+      max_train_interactions: this.opts.maxTrainInteractions ?? 5,
+      deepgrow_probability_train: this.opts.deepgrowProbability ?? 0.5,
+      ...super.config(),
+    };
+  }
+
+  network(): Network {
+    return this.opts.network();
+  }
+
+  override lossFunction(): (g: GraphBuilder, pred: Value, target: Value) => Value {
+    return (g, pred, target) => diceCELoss(g, pred, target, { softmax: true, toOnehotY: true });
+  }
+
+  loadTransforms(): Transform[] {
+    return [
+      new LoadImaged({ keys: ["image", "label"] }),
+      new EnsureChannelFirstd({ keys: ["image", "label"] }),
+      new Resized({ keys: ["image", "label"], spatialSize: this.opts.modelSize, mode: ["area", "nearest"] }),
+      new ScaleIntensityd({ keys: "image" }),
+    ];
+  }
+
+  trainPreTransforms(): AnyTransform[] {
+    return [...this.loadTransforms(), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
+  }
+
+  valPreTransforms(): Transform[] {
+    return [...this.loadTransforms(), ...this.initTransforms()];
+  }
+
+  initTransforms(): Transform[] {
+    const labelNames = this.opts.labelNames;
+    const sigma = this.opts.sigma ?? 3;
+    const is3d = this.opts.modelSize.length === 3;
+    return [
+      ...(is3d ? [new FindAllValidSlicesMissingLabelsd({ labelNames })] : []),
+      new AddInitialSeedPointMissingLabelsd({ labelNames }),
+      new AddGuidanceSignalDeepEditd({ keys: "image", sigma }),
+    ];
+  }
+
+  clickTransforms(): Transform[] {
+    const labelNames = this.opts.labelNames;
+    return [
+      new FindDiscrepancyRegionsDeepEditd({ labelNames }),
+      new AddRandomGuidanceDeepEditd({ labelNames }),
+      new AddGuidanceSignalDeepEditd({ keys: "image", sigma: this.opts.sigma ?? 3 }),
+    ];
+  }
+
+  override trainPostTransforms(): Transform[] {
+    return [new Activationsd({ keys: "pred", softmax: true }), new AsDiscreted({ keys: "pred", argmax: true })];
+  }
+
+  override trainIterationUpdate(req: Record<string, unknown>) {
+    const interaction = new Interaction({
+      initTransforms: this.initTransforms(),
+      clickTransforms: this.clickTransforms(),
+      maxInteractions: Number(req.max_train_interactions),
+      deepgrowProbability: Number(req.deepgrow_probability_train),
+      output: "argmax",
+      train: true,
+      seed: typeof req.seed === "number" ? req.seed : undefined,
+    });
+    this.interaction = interaction;
+    return (batch: Batch<"image" | "label">, ctx: IterationContext) => interaction.update(batch, ctx);
+  }
+
+  override async run(...args: Parameters<BasicTrainTask["run"]>) {
+    try {
+      return await super.run(...args);
+    } finally {
+      await this.interaction?.release();
+      this.interaction = null;
+    }
+  }
+}

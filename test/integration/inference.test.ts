@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GraphBuilder } from "../../src/graph/builder.js";
 import { readNifti } from "../../src/io/nifti.js";
 import { UNet } from "../../src/nn/unet.js";
+import { InferenceWorkers } from "../../src/tasks/infer/worker-pool.js";
 import { fixture } from "../helpers/fixtures.js";
 import { startTestServer, type TestServer } from "../helpers/harness.js";
 
@@ -261,7 +262,25 @@ describe("inference on worker threads", () => {
     expect(answeredMeanwhile).toBeGreaterThan(5);
     // The model ran on the worker thread: the main thread never loaded an onnxruntime session.
     expect(s.container.pool.stats().loads).toBe(0);
-  });
+  }, 180_000); // Colin27 through a 3D UNet: seconds alone, minutes on a loaded 2-core machine
+
+  it("closing the workers lets a running inference finish instead of aborting the process", async () => {
+    // Terminating a thread while onnxruntime runs on it aborts the process; close() waits for the run.
+    const workers = new InferenceWorkers(
+      {
+        appDir: join(import.meta.dirname, "../fixtures/apps/segmentation"),
+        studiesDir: dir,
+        conf: { model_path: join(dir, "segmentation.onnx") },
+      },
+      1,
+    );
+    const running = workers.run("segmentation", { imagePath: fixture("anatomical.nii"), params: {} });
+    await new Promise((r) => setTimeout(r, 200));
+    await workers.close();
+    const result = await running;
+    expect(result.labelPath).toMatch(/label/);
+    expect(result.json).toHaveProperty("latencies");
+  }, 120_000);
 });
 
 describe("clicks, classification and writer options", () => {

@@ -13,13 +13,24 @@ import type { WorkerData, WorkerReply, WorkerRequest } from "./worker-protocol.j
 const data = workerData as WorkerData;
 const pool = new SessionPool({ threads: data.threads });
 let app: Promise<LabelApp> | null = null;
+/** Runs in flight. Closing waits for them: freeing a session (or ending the thread) while onnxruntime still runs
+ * on it aborts the whole process. */
+const inFlight = new Set<Promise<void>>();
 
-parentPort?.on("message", async (msg: WorkerRequest | { type: "close" }) => {
+parentPort?.on("message", (msg: WorkerRequest | { type: "close" }) => {
   if (msg.type === "close") {
-    await pool.close({ force: true });
-    parentPort?.close();
+    void (async () => {
+      await Promise.allSettled([...inFlight]);
+      await pool.close({ force: true });
+      process.exit(0); // in a worker thread this ends the thread, not the process
+    })();
     return;
   }
+  const run = handle(msg).finally(() => inFlight.delete(run));
+  inFlight.add(run);
+});
+
+async function handle(msg: WorkerRequest): Promise<void> {
   let reply: WorkerReply;
   try {
     app ??= loadApp({ appDir: data.appDir, studiesDir: data.studiesDir, conf: data.conf });
@@ -43,4 +54,4 @@ parentPort?.on("message", async (msg: WorkerRequest | { type: "close" }) => {
     };
   }
   parentPort?.postMessage(reply);
-});
+}

@@ -96,11 +96,26 @@ export class InferenceWorkers {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Asks each worker to finish its runs and exit; terminates one that has not exited after `graceMs`.
+   * Terminating a thread while onnxruntime runs on it aborts the process, so closing waits first.
+   */
+  async close(graceMs = 60_000): Promise<void> {
     await Promise.all(
       this.slots.map(async (slot, i) => {
-        if (slot) {
-          this.slots[i] = null;
+        if (!slot) {
+          return;
+        }
+        this.slots[i] = null;
+        const exited = new Promise<void>((resolve) => slot.worker.once("exit", () => resolve()));
+        slot.worker.postMessage({ type: "close" });
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<"late">((resolve) => {
+          timer = setTimeout(() => resolve("late"), graceMs);
+        });
+        const outcome = await Promise.race([exited, late]);
+        clearTimeout(timer);
+        if (outcome === "late") {
           await slot.worker.terminate();
         }
       }),

@@ -6,7 +6,18 @@
 export * from "./app/label-app.js";
 export * from "./inferers/index.js";
 export * from "./io/load.js";
+export {
+  connectedComponents,
+  type LabelPolygons,
+  type MaskPolygonsOptions,
+  maskToPolygons,
+  type Polygon,
+  pointInPolygon,
+  polygonArea,
+} from "./io/polygons.js";
+export { type Rect, readRegion, regionImageSize, writeRegionPng } from "./io/region.js";
 export type { Volume } from "./io/types.js";
+export * from "./nn/classifier.js";
 export * from "./nn/index.js";
 export * from "./nn/losses.js";
 export { SessionPool, type SessionPoolOptions } from "./runtime/session-pool.js";
@@ -15,6 +26,7 @@ export * from "./tasks/infer/basic-infer-task.js";
 export * from "./tasks/infer/deepedit.js";
 export * from "./tasks/infer/deepgrow.js";
 export * from "./tasks/infer/infer-task.js";
+export * from "./tasks/infer/wsi.js";
 export {
   Dice,
   dice,
@@ -36,6 +48,7 @@ export {
   storeImageScore,
 } from "./tasks/scoring/index.js";
 export * from "./tasks/train/basic-train-task.js";
+export * from "./tasks/train/classification-train-task.js";
 export * from "./tasks/train/deepedit.js";
 export * from "./tasks/train/deepgrow.js";
 export * from "./transforms/index.js";

@@ -6,10 +6,11 @@ import { NucleiTrainer, SegmentationNuclei } from "./lib/nuclei.js";
 export const pathologyConf = appConf.extend({
   /** Where trained models are published and training runs write (default <app>/model). */
   model_dir: z.string().optional(),
-  /** Sliding-window size of the model inside each WSI tile (MONAI's roi_size). */
-  roi_size: confInt(128, 16),
-  /** Training patch size. */
-  patch_size: confInt(64, 16),
+  /**
+   * The model's window (MONAI's roi_size): training patches are this size, and inference slides a window of it
+   * over each WSI tile (the published ONNX model has this static input size).
+   */
+  roi_size: confInt(64, 16),
 });
 export type PathologyConf = z.output<typeof pathologyConf>;
 
@@ -49,7 +50,6 @@ export default class PathologyApp extends LabelApp<PathologyConf> {
         modelDir: resolve(this.modelDir, "train", "segmentation_nuclei"),
         publishPath: this.modelPath("segmentation_nuclei"),
         description: "Trains segmentation_nuclei on final labels (tiles and nuclei masks)",
-        patch: this.conf.patch_size,
         roiSize: [this.conf.roi_size, this.conf.roi_size],
         config: { max_epochs: 30, learning_rate: 0.005, train_batch_size: 4, val_split: 0.2 },
       }),

@@ -36,7 +36,7 @@ import { writeNifti } from "../../src/io/nifti.js";
 import { createLogger } from "../../src/logger.js";
 import { diceLoss } from "../../src/nn/losses.js";
 import { Adam, cosineLR } from "../../src/nn/optim.js";
-import { buildTrainStep, type TrainerState, Trainer, type TrainStep } from "../../src/nn/train-step.js";
+import { buildTrainStep, Trainer, type TrainerState, type TrainStep } from "../../src/nn/train-step.js";
 import { UNet } from "../../src/nn/unet.js";
 import { ActiveLearningService } from "../../src/tasks/activelearning/active-learning.service.js";
 import { BasicInferTask } from "../../src/tasks/infer/basic-infer-task.js";
@@ -330,7 +330,12 @@ async function main() {
             await checkLayout(c, geo, data.train[0]!, files.images.get(idOf(data.train[0]!))!);
           }
           const label = async (id: string) => {
-            await c.datastore.saveLabel({ imageId: id, tag: "final", fileName: `${id}.nii.gz`, path: files.labels.get(id)! });
+            await c.datastore.saveLabel({
+              imageId: id,
+              tag: "final",
+              fileName: `${id}.nii.gz`,
+              path: files.labels.get(id)!,
+            });
           };
           for (const s of initial) {
             await label(idOf(s));

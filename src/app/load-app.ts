@@ -1,6 +1,6 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { register } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { AppLoadError } from "./errors.js";
 import { type AppContext, LabelApp } from "./label-app.js";
@@ -15,6 +15,23 @@ export function registerLabelgraphResolver(): void {
   if (!hookRegistered) {
     register(new URL("./resolve-hook.mjs", import.meta.url));
     hookRegistered = true;
+  }
+}
+
+/** Whether the nearest package.json above `dir` says "type": "module" (how .ts and .js files load as ESM). */
+function isEsmScope(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    const manifest = join(d, "package.json");
+    if (existsSync(manifest)) {
+      try {
+        return (JSON.parse(readFileSync(manifest, "utf8")) as { type?: string }).type === "module";
+      } catch {
+        return false;
+      }
+    }
+    if (dirname(d) === d) {
+      return false;
+    }
   }
 }
 
@@ -42,7 +59,10 @@ export async function loadApp(context: Omit<AppContext, "appDir"> & { appDir: st
   try {
     mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new AppLoadError(`app ${entry} failed to load: ${(err as Error).message}`);
+    const hint = isEsmScope(appDir)
+      ? ""
+      : ` (the app folder is not in an ES module package: add a package.json with {"type": "module"} to ${appDir})`;
+    throw new AppLoadError(`app ${entry} failed to load: ${(err as Error).message}${hint}`);
   }
   const isApp = (v: unknown): v is new (ctx: AppContext) => LabelApp =>
     typeof v === "function" && (v.prototype instanceof LabelApp || v === LabelApp);

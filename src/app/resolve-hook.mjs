@@ -6,7 +6,8 @@ const entry = new URL("../index.ts", import.meta.url).href;
 
 export async function resolve(specifier, context, next) {
   if (specifier === "labelgraph") {
-    return { url: entry, shortCircuit: true };
+    // Through the rest of the chain, so a TypeScript loader registered after this hook (tsx in a worker) sees it.
+    return next(entry, context);
   }
   return next(specifier, context);
 }

@@ -1,12 +1,24 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { SingleBar } from "cli-progress";
 import type { Config } from "../config/config.js";
 import { buildContainer } from "../container.js";
+import { createLogger } from "../logger.js";
 import { buildServer } from "../server.js";
 
-/** Builds everything, registers the studies folder (with a progress bar), serves until a signal. */
+/**
+ * Builds everything, registers the studies folder (with a progress bar), serves until a signal. A missing
+ * studies folder is created, as MONAI Label does.
+ */
 export async function startServer(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel);
+  if (!existsSync(config.studiesDir)) {
+    await mkdir(config.studiesDir, { recursive: true });
+    log.info(`created the studies folder ${config.studiesDir}`);
+  }
   let bar: SingleBar | null = null;
   const container = await buildContainer(config, {
+    log,
     onImportProgress: (done, total) => {
       if (!process.stderr.isTTY || total < 20) {
         return;
@@ -23,7 +35,11 @@ export async function startServer(config: Config): Promise<void> {
   });
   const server = buildServer(container);
   const { url } = await server.start();
-  container.log.info(`app ${container.app.name} on ${config.studiesDir}`);
+  const models = Object.keys(container.app.info().models);
+  container.log.info(
+    `app ${container.app.name} on ${config.studiesDir}: models ${models.join(", ") || "(none with weights yet)"}; ` +
+      `trainers ${Object.keys(container.app.trainers()).join(", ") || "(none)"}`,
+  );
   container.log.info(`GraphQL (GraphiQL, graphql-ws, SSE) at ${url}/graphql`);
   let stopping = false;
   const stop = async (signal: string) => {

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
  */
 const METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
 
-const allowed = (origin: string, origins: string[]) => origins.length === 0 || origins.includes("*") || origins.includes(origin);
+const allowed = (origin: string, origins: string[]) =>
+  origins.length === 0 || origins.includes("*") || origins.includes(origin);
 
 /** Headers for a simple (non-preflight) request. */
 export function corsHeaders(req: IncomingMessage, origins: string[]): Record<string, string> {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ErrorCode, LabelgraphError, NotFoundError } from "../errors.js";
+import { ErrorCode, type LabelgraphError, NotFoundError } from "../errors.js";
 
 /**
  * MONAI Label's REST responses as FastAPI/Starlette write them: compact JSON, `{"detail": ...}` for
@@ -61,7 +61,10 @@ export function sendText(res: ServerResponse, status: number, text: string, type
 
 /** Starlette's FileResponse content-disposition: plain when the name is URL-safe, RFC 5987 otherwise. */
 export function contentDisposition(fileName: string, type: "attachment" | "inline" = "attachment"): string {
-  const quoted = encodeURIComponent(fileName).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const quoted = encodeURIComponent(fileName).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   // Python's quote() keeps "/" and these unreserved characters; anything else means the name needs encoding.
   const plain = quoted.replaceAll("%2F", "/") === fileName;
   return plain ? `${type}; filename="${fileName}"` : `${type}; filename*=utf-8''${quoted}`;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LabelgraphError } from "../errors.js";
-import type { RestDeps } from "./deps.js";
 import { corsHeaders, preflight } from "./cors.js";
+import type { RestDeps } from "./deps.js";
 import { HttpError, sendJson, sendText, statusOf } from "./http.js";
 import { HANDLED, type Route, Router } from "./router.js";
 import { activeLearningRoutes } from "./routes/activelearning.js";

@@ -1,8 +1,7 @@
-import { type JobRecord, JobStatus } from "../db/jobs.repo.js";
+import { FINISHED, type JobRecord, JobStatus } from "../db/jobs.repo.js";
+import type { PubSub } from "../events/pubsub.js";
 import type { JobCatalogue } from "../jobs/catalogue.js";
 import type { JobQueue } from "../jobs/queue.js";
-import type { PubSub } from "../events/pubsub.js";
-import { FINISHED } from "../db/jobs.repo.js";
 
 /**
  * MONAI Label's background task records (utils/async_tasks): `{id, status, request, start_ts, end_ts,

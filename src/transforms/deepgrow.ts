@@ -381,7 +381,13 @@ export class AddRandomGuidanced extends RandomizableTransform {
       }
     }
     const pad = Array.from({ length: rank + 1 }, () => -1);
-    return { ...data, [this.guidance]: [[...pos, newPos ?? pad], [...neg, newNeg ?? pad]] };
+    return {
+      ...data,
+      [this.guidance]: [
+        [...pos, newPos ?? pad],
+        [...neg, newNeg ?? pad],
+      ],
+    };
   }
 }
 
@@ -677,7 +683,7 @@ export class RestoreLabeld extends MapTransform {
       let spatial = t.spatialShape;
       let values = t.data;
       const cropped = beforeResize(meta, spatial.length);
-      if (cropped && cropped.some((s, i) => s !== spatial[i])) {
+      if (cropped?.some((s, i) => s !== spatial[i])) {
         values = resize(values, C, pad3(spatial), pad3(cropped), this.mode);
         spatial = [...cropped];
       }
@@ -737,4 +743,64 @@ function pasteBox(
     }
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Training items from whole volumes
+
+export interface RandDepthCropdOptions extends MapTransformOptions {
+  /** The label whose slices the window must hold (default "label"). */
+  labelKey?: string;
+  /** Slices along the last (depth) axis: 1 gives a 2D item (the depth axis dropped). */
+  depth: number;
+  /** false: the window centred on the label's middle slice (validation); default true. */
+  random?: boolean;
+}
+
+/**
+ * A window of `depth` axial slices of 3D keys centred on a slice that holds label (chosen at random, or the
+ * middle one), so DeepGrow 2D trains on slices and DeepGrow 3D / DeepEdit on slabs of the datastore's volumes,
+ * as their infer tasks see them (MONAI Label builds a per-slice dataset for deepgrow 2D instead). Items that
+ * are already 2D, or no deeper than the window, pass through.
+ */
+export class RandDepthCropd extends MapTransform implements Randomizable {
+  readonly R = new RandomState();
+  readonly labelKey: string;
+  readonly depth: number;
+  readonly random: boolean;
+  constructor(options: RandDepthCropdOptions) {
+    super(options);
+    this.labelKey = options.labelKey ?? "label";
+    this.depth = options.depth;
+    this.random = options.random ?? true;
+  }
+  setRandomState(seed: number): this {
+    this.R.seed(seed);
+    return this;
+  }
+  call(data: Data): Data {
+    const label = tensorAt(data, this.labelKey, this.name);
+    if (label.spatialShape.length !== 3 || (label.spatialShape[2]! <= this.depth && this.depth > 1)) {
+      return data;
+    }
+    const [X, Y, Z] = label.spatialShape as [number, number, number];
+    const valid: number[] = [];
+    for (let z = 0; z < Z; z++) {
+      if (label.data.subarray(z * X * Y, (z + 1) * X * Y).some((v) => v > 0.5)) {
+        valid.push(z);
+      }
+    }
+    if (valid.length === 0) {
+      throw new InvalidInputError(`${this.name}: the label has no foreground slice`);
+    }
+    const centre = this.random ? valid[this.R.randint(valid.length)]! : valid[valid.length >> 1]!;
+    const z0 = Math.max(0, Math.min(Z - this.depth, centre - Math.floor(this.depth / 2)));
+    const d = { ...data };
+    for (const [key] of this.keyIterator(d)) {
+      const t = tensorAt(d, key, this.name);
+      const size = this.depth === 1 ? [X, Y] : [X, Y, this.depth];
+      d[key] = t.derive({ data: cropBox(t, [0, 0, z0], [X, Y, this.depth]), shape: [t.channels, ...size] });
+    }
+    return d;
+  }
 }

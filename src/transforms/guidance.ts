@@ -1,5 +1,5 @@
 import { type Data, MapTransform, type MapTransformOptions, type Transform } from "./compose.js";
-import { convolveSeparable, gaussianKernel1d } from "./kernels.js";
+import { gaussianKernel1d } from "./kernels.js";
 import { MetaTensor, pad3, tensorAt } from "./tensor.js";
 
 /**
@@ -240,25 +240,43 @@ export function guidanceSignal(spatial: readonly number[], points: readonly Poin
   const shape = pad3(spatial);
   const r = spatial.length;
   const signal = new Float32Array(shape[0] * shape[1] * shape[2]);
-  let any = false;
+  // The smoothed one-hot image is the sum of one separable kernel per distinct click (zero padding cuts it at the
+  // border), so only each click's neighbourhood is computed: the same values as convolving the whole grid.
+  const seen = new Set<number>();
+  const clicks: number[][] = [];
   for (const p of points) {
     if (p.some((x) => x < 0)) {
       continue;
     }
     const c = p.slice(-r).map((x, i) => Math.max(0, Math.min(Math.trunc(x), spatial[i]! - 1)));
-    signal[(c[0] ?? 0) + shape[0] * ((c[1] ?? 0) + shape[1] * (c[2] ?? 0))] = 1;
-    any = true;
+    const at = (c[0] ?? 0) + shape[0] * ((c[1] ?? 0) + shape[1] * (c[2] ?? 0));
+    if (!seen.has(at)) {
+      seen.add(at);
+      clicks.push([c[0] ?? 0, c[1] ?? 0, c[2] ?? 0]);
+    }
   }
-  if (!any) {
+  if (clicks.length === 0) {
     return signal;
   }
-  const smooth = convolveSeparable(
-    signal,
-    1,
-    shape,
-    gaussianKernel1d(sigma),
-    Array.from({ length: r }, (_, i) => i),
-  );
+  const kernel = gaussianKernel1d(sigma);
+  const tail = (kernel.length - 1) / 2;
+  const sum = new Float64Array(signal.length);
+  const [X, Y, Z] = shape;
+  const reach = (a: number) => (a < r ? tail : 0);
+  const w = (a: number, d: number) => (a < r ? kernel[d + tail]! : 1);
+  for (const [cx, cy, cz] of clicks as [number, number, number][]) {
+    for (let z = Math.max(0, cz - reach(2)); z <= Math.min(Z - 1, cz + reach(2)); z++) {
+      const wz = w(2, z - cz);
+      for (let y = Math.max(0, cy - reach(1)); y <= Math.min(Y - 1, cy + reach(1)); y++) {
+        const wyz = wz * w(1, y - cy);
+        const row = X * (y + Y * z);
+        for (let x = Math.max(0, cx - reach(0)); x <= Math.min(X - 1, cx + reach(0)); x++) {
+          sum[row + x] = sum[row + x]! + wyz * w(0, x - cx);
+        }
+      }
+    }
+  }
+  const smooth = Float32Array.from(sum);
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   for (const v of smooth) {

@@ -3,7 +3,7 @@
  * spheres and exported the way training publishes it (network.toOnnx: the plain inference model), scored over
  * GraphQL by the activelearning fixture app's EpistemicScoring (Monte-Carlo dropout passes).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -189,6 +189,14 @@ describe("epistemic scoring of an exported UNet with dropout", () => {
 
       // The published file is untouched: plain inference stays the deterministic model.
       expect(Buffer.compare(await readFile(modelPath), Buffer.from(plainBytes))).toBe(0);
+      // Scored with the current model version: skipped. A newly published model (atomic rename, as training
+      // does) is a new version: everything is scored again with it.
+      const version = (await info("faint1")).epistemic_version;
+      expect((await runScoring(s)).result).toMatchObject({ total: 6, skipped: 6, executed: 0 });
+      await writeFile(`${modelPath}.tmp`, plainBytes);
+      await rename(`${modelPath}.tmp`, modelPath);
+      expect((await runScoring(s)).result).toMatchObject({ total: 6, skipped: 0, executed: 6, dropout_layers: 2 });
+      expect((await info("faint1")).epistemic_version).not.toBe(version);
 
       // The Epistemic strategy serves the most uncertain image first: a faint one.
       const r = await s.gql<{ nextImage: { data: { id: string } } }>(

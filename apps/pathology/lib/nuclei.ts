@@ -1,7 +1,7 @@
 import {
   Activationsd,
-  AsDiscreted,
   type AnyTransform,
+  AsDiscreted,
   BasicInferTask,
   type BasicInferTaskOptions,
   BasicTrainTask,
@@ -58,7 +58,7 @@ export class SegmentationNuclei extends BasicInferTask {
   }
   /** Always a sliding window: the ONNX model has a static window, and WSI edge tiles are smaller. */
   override inferer(): Inferer {
-    return new SlidingWindowInferer({ roiSize: this.roiSize ?? [128, 128], overlap: 0.25 });
+    return new SlidingWindowInferer({ roiSize: this.roiSize ?? [64, 64], overlap: 0.25 });
   }
   postTransforms(): Transform[] {
     return [new Activationsd({ keys: "pred", sigmoid: true }), new AsDiscreted({ keys: "pred", threshold: 0.5 })];
@@ -66,19 +66,16 @@ export class SegmentationNuclei extends BasicInferTask {
 }
 
 export interface NucleiTrainerOptions extends BasicTrainTaskOptions {
-  /** Training patch size (default 64). */
-  patch?: number;
+  /** Training patch size, which is also the published model's window (default [64, 64]). */
   roiSize?: number[];
 }
 
 /** Trains segmentation_nuclei on final labels (tile + mask): random patches around nuclei and background, flips. */
 export class NucleiTrainer extends BasicTrainTask {
-  private readonly patch: number;
   private readonly roi: number[];
   constructor(opts: NucleiTrainerOptions) {
     super(opts);
-    this.patch = opts.patch ?? 64;
-    this.roi = opts.roiSize ?? [128, 128];
+    this.roi = opts.roiSize ?? [64, 64];
   }
   network() {
     return nucleiNetwork();
@@ -89,7 +86,7 @@ export class NucleiTrainer extends BasicTrainTask {
       new RandCropByPosNegLabeld({
         keys: ["image", "label"],
         labelKey: "label",
-        spatialSize: [this.patch, this.patch],
+        spatialSize: this.roi,
         pos: 1,
         neg: 1,
         numSamples: 2,

@@ -1,5 +1,5 @@
-import type { z } from "zod";
 import { appConf, confFlag, confInt, confNumber } from "labelgraph";
+import type { z } from "zod";
 
 /**
  * The radiology app's `--conf`: MONAI's common keys (`models`, `preload`, `skip_*`, `use_pretrained_model`, from

@@ -60,27 +60,32 @@ export const deepeditNetwork = () =>
     seed: 29,
   });
 
-export function interactiveInfers(modelDir: string) {
+/**
+ * The infer tasks: the model shipped in `shippedDir`, or (MONAI's [pretrained, trained], the last that exists)
+ * the one a trainer published in `publishedDir`.
+ */
+export function interactiveInfers(shippedDir: string, publishedDir?: string) {
+  const path = (name: string) => [
+    join(shippedDir, `${name}.onnx`),
+    ...(publishedDir && publishedDir !== shippedDir ? [join(publishedDir, `${name}.onnx`)] : []),
+  ];
   return {
-    deepgrow_2d: new InferDeepGrow2D({
-      path: join(modelDir, "deepgrow_2d.onnx"),
-      labels: ["brain"],
-      ...DEEPGROW_2D,
-    }),
-    deepgrow_3d: new InferDeepGrow3D({
-      path: join(modelDir, "deepgrow_3d.onnx"),
-      labels: ["brain"],
-      ...DEEPGROW_3D,
-    }),
-    deepedit: new InferDeepEdit({ path: join(modelDir, "deepedit.onnx"), labels: LABELS, ...DEEPEDIT }),
+    deepgrow_2d: new InferDeepGrow2D({ path: path("deepgrow_2d"), labels: ["brain"], ...DEEPGROW_2D }),
+    deepgrow_3d: new InferDeepGrow3D({ path: path("deepgrow_3d"), labels: ["brain"], ...DEEPGROW_3D }),
+    deepedit: new InferDeepEdit({ path: path("deepedit"), labels: LABELS, ...DEEPEDIT }),
   };
 }
 
-/** Train tasks; their items: 2D slices (deepgrow_2d) or 16-slice slabs (deepgrow_3d, deepedit). */
-export function interactiveTrainers(modelDir: string, publishDir = modelDir) {
+/**
+ * Train tasks (runs under `<modelDir>/train/<name>`, models published to `<publishDir>/<name>.onnx`, starting
+ * from `<loadDir>/<name>.onnx` when given and nothing is published). Items: 2D slices or 3D volumes (a random
+ * labelled slice, or slab of 16 slices, of each volume is taken).
+ */
+export function interactiveTrainers(modelDir: string, publishDir = modelDir, loadDir?: string) {
   const common = (name: string) => ({
     modelDir: join(modelDir, "train", name),
     publishPath: join(publishDir, `${name}.onnx`),
+    ...(loadDir ? { loadPath: join(loadDir, `${name}.onnx`) } : {}),
     description: `Trains ${name} with simulated clicks`,
   });
   return {
@@ -131,7 +136,11 @@ export const SLAB = 16;
  * == 3), and 16-slice slabs (test: slabs 3 and 7, z 48..63 and 112..127; train: every slab starting at a
  * multiple of 4 that does not overlap a test slab and holds brain). Label = ch2bet > 0.
  */
-export async function writeColinItems(dataDir: string, out: string): Promise<ColinSplit> {
+export async function writeColinItems(
+  dataDir: string,
+  out: string,
+  options: { testOnly?: boolean } = {},
+): Promise<ColinSplit> {
   const [img, bet] = await Promise.all([
     loadImage(join(dataDir, "ch2.nii.gz")),
     loadImage(join(dataDir, "ch2bet.nii.gz")),
@@ -146,8 +155,14 @@ export async function writeColinItems(dataDir: string, out: string): Promise<Col
     const shape = depth === 1 ? [X, Y] : [X, Y, depth];
     const geo = { spacing: img.spacing.slice(0, shape.length), affine: img.affine, meta: {} };
     const item = { image: join(out, `${name}_image.nii.gz`), label: join(out, `${name}_label.nii.gz`), z: z0 };
-    await saveImage({ ...geo, data: image.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "float32" }, item.image);
-    await saveImage({ ...geo, data: label.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "uint8" }, item.label);
+    await saveImage(
+      { ...geo, data: image.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "float32" },
+      item.image,
+    );
+    await saveImage(
+      { ...geo, data: label.subarray(z0 * plane, (z0 + depth) * plane), shape, dtype: "uint8" },
+      item.label,
+    );
     return item;
   };
   const area = (z0: number, depth: number) => {
@@ -158,15 +173,16 @@ export async function writeColinItems(dataDir: string, out: string): Promise<Col
     return s;
   };
   for (let z = 0; z < Z; z++) {
-    if (area(z, 1) > 200) {
-      (Math.floor(z / 8) % 4 === 3 ? split.test2d : split.train2d).push(await write(`slice_${z}`, z, 1));
+    const test = Math.floor(z / 8) % 4 === 3;
+    if (area(z, 1) > 200 && (test || !options.testOnly)) {
+      (test ? split.test2d : split.train2d).push(await write(`slice_${z}`, z, 1));
     }
   }
   const testStarts = [3 * SLAB, 7 * SLAB];
   for (const z of testStarts) {
     split.test3d.push(await write(`slab_${z}`, z, SLAB));
   }
-  for (let z = 0; z + SLAB <= Z; z += 4) {
+  for (let z = 0; z + SLAB <= Z && !options.testOnly; z += 4) {
     const overlaps = testStarts.some((t) => z < t + SLAB && t < z + SLAB);
     if (!overlaps && area(z, SLAB) > 200 * SLAB) {
       split.train3d.push(await write(`slab_${z}`, z, SLAB));

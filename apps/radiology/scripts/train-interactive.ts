@@ -3,14 +3,18 @@
  *
  *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
  *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
+ *       [--interactions N] [--lr 3e-3] [--resume]
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
- * to --out/<name>.onnx. Runs and data live in a temporary folder that is removed at the end.
+ * to --out/<name>.onnx. Runs and data live in a temporary folder that is removed at the end. --resume starts
+ * from the model already in --out (BasicTrainTask fine-tunes a published model) instead of from scratch;
+ * --interactions overrides max_train_interactions (simulated clicks per batch).
  */
-import { copyFile, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { TrainingEvent } from "labelgraph";
 import { interactiveTrainers, writeColinItems } from "../lib/interactive.js";
@@ -22,6 +26,9 @@ const { values: args } = parseArgs({
     data: { type: "string", default: "test/fixtures/.cache" },
     out: { type: "string", default: "apps/radiology/model" },
     seed: { type: "string", default: "7" },
+    interactions: { type: "string" },
+    lr: { type: "string" },
+    resume: { type: "boolean", default: false },
   },
 });
 const minutes = Number(args.minutes);
@@ -31,7 +38,9 @@ const log = (msg: string) => process.stderr.write(`[train-interactive] ${msg}\n`
 const work = await mkdtemp(join(tmpdir(), "labelgraph-interactive-"));
 try {
   const split = await writeColinItems(resolve(args.data), join(work, "data"));
-  log(`Colin27: ${split.train2d.length} train / ${split.test2d.length} test slices, ${split.train3d.length} train / ${split.test3d.length} test slabs`);
+  log(
+    `Colin27: ${split.train2d.length} train / ${split.test2d.length} test slices, ${split.train3d.length} train / ${split.test3d.length} test slabs`,
+  );
   const trainers = interactiveTrainers(join(work, "run"), join(work, "publish"));
   for (const name of args.models.split(",")) {
     const task = trainers[name as keyof typeof trainers];
@@ -41,11 +50,25 @@ try {
     const items = name === "deepgrow_2d" ? split.train2d : split.train3d;
     // Interleave so the validation tail (val_split) spans the whole brain, not only its top slices.
     const datalist = [...items].sort((a, b) => ((a.z * 37) % 101) - ((b.z * 37) % 101));
+    const target = join(resolve(args.out), `${name}.onnx`);
+    if (args.resume && existsSync(target)) {
+      await mkdir(dirname(task.publishPath), { recursive: true });
+      await copyFile(target, task.publishPath);
+      log(`${name}: resuming from ${target}`);
+    }
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), minutes * 60_000);
     const t0 = Date.now();
     const stats = await task.run(
-      { datalist, params: { max_epochs: 10_000, seed } },
+      {
+        datalist,
+        params: {
+          max_epochs: 10_000,
+          seed,
+          ...(args.interactions ? { max_train_interactions: Number(args.interactions) } : {}),
+          ...(args.lr ? { learning_rate: Number(args.lr) } : {}),
+        },
+      },
       {
         signal: controller.signal,
         emit: (e: TrainingEvent) => {
@@ -58,9 +81,7 @@ try {
       },
     );
     clearTimeout(timer);
-    const published = task.publishPath;
-    const target = join(resolve(args.out), `${name}.onnx`);
-    await copyFile(published, `${target}.tmp`);
+    await copyFile(task.publishPath, `${target}.tmp`);
     await rename(`${target}.tmp`, target);
     const size = (await stat(target)).size;
     log(

@@ -1,3 +1,4 @@
+import type { SavedLabel } from "../../app/label-app.js";
 import type { ImageRecord, Info, LabelRecord } from "../../datastore/types.js";
 import { binaryToImage } from "../binary.js";
 import { DEFAULT_USER, type RestDeps } from "../deps.js";
@@ -50,7 +51,9 @@ async function datastoreJson(deps: RestDeps) {
     for (const image of page) {
       objects[image.id] = {
         image: { ext: image.extension, info: image.info },
-        labels: Object.fromEntries((labels.get(image.id) ?? []).map((l) => [l.tag, { ext: l.extension, info: l.info }])),
+        labels: Object.fromEntries(
+          (labels.get(image.id) ?? []).map((l) => [l.tag, { ext: l.extension, info: l.info }]),
+        ),
       };
     }
     after = page.at(-1)?.id;
@@ -64,11 +67,14 @@ async function datastoreJson(deps: RestDeps) {
   };
 }
 
-/** Saves an uploaded label; a `.bin` upload is raw voxels on the image's grid (OHIF v3 sends `label.bin`). */
+/**
+ * Saves an uploaded label through the app (so its `onSaveLabel` runs and its result joins the response); a `.bin`
+ * upload is raw voxels on the image's grid (OHIF v3 sends `label.bin`).
+ */
 export async function saveUploadedLabel(
   deps: RestDeps,
   input: { imageId: string; tag: string; file: UploadedFile; info: Info },
-): Promise<LabelRecord> {
+): Promise<SavedLabel> {
   const image = await deps.datastore.getImage(input.imageId);
   let path = input.file.path;
   let fileName = input.file.fileName;
@@ -82,7 +88,7 @@ export async function saveUploadedLabel(
       await local.release();
     }
   }
-  return deps.datastore.saveLabel({
+  return deps.app.saveLabel({
     imageId: image.id,
     tag: input.tag,
     fileName,
@@ -235,7 +241,11 @@ export function datastoreRoutes(deps: RestDeps): Route[] {
       body: { kind: "multipart", fields: ["info"], files: [] },
       handler: (ctx) =>
         withFormOrEmpty(ctx, async (form) => {
-          await datastore.updateImageInfo(str(ctx.query.image), parseJsonObject(form?.field("info"), "info"), DEFAULT_USER);
+          await datastore.updateImageInfo(
+            str(ctx.query.image),
+            parseJsonObject(form?.field("info"), "info"),
+            DEFAULT_USER,
+          );
           return null;
         }),
     },
@@ -253,13 +263,13 @@ export function datastoreRoutes(deps: RestDeps): Route[] {
         withForm(ctx, async (form) => {
           const file = requireFile(form, "label");
           const params = parseJsonObject(form.field("params"), "params");
-          const label = await saveUploadedLabel(deps, {
+          const { response } = await saveUploadedLabel(deps, {
             imageId: str(ctx.query.image),
             tag: str(ctx.query.tag) || "final",
             file,
             info: params,
           });
-          return { image: label.imageId, label: label.imageId };
+          return response;
         }),
     },
     {

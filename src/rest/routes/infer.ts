@@ -69,7 +69,11 @@ export function inferRoutes(deps: RestDeps): Route[] {
           }
           const request = { ...params };
           if (labelUpload) {
-            request.label = await labelPath(deps, labelUpload, sessionId ? { sessionId } : { imageId: imageId as string });
+            request.label = await labelPath(
+              deps,
+              labelUpload,
+              sessionId ? { sessionId } : { imageId: imageId as string },
+            );
           }
           const save = !sessionId && request.save_label === true;
           outcome = await inference.runInference({

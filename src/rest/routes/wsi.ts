@@ -12,7 +12,9 @@ const ints = (v: unknown, name: string): number[] | undefined => {
     return undefined;
   }
   if (!Array.isArray(v) || !v.every((n) => typeof n === "number")) {
-    throw new HttpError(422, [{ type: "list_type", loc: ["body", name], msg: "Input should be a list of numbers", input: v }]);
+    throw new HttpError(422, [
+      { type: "list_type", loc: ["body", name], msg: "Input should be a list of numbers", input: v },
+    ]);
   }
   return v as number[];
 };

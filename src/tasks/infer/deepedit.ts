@@ -1,4 +1,5 @@
-import type { Transform } from "../../transforms/compose.js";
+import { InvalidInputError } from "../../errors.js";
+import type { Data, Transform } from "../../transforms/compose.js";
 import { CheckClicksd, ResizeGuidanced, RestoreLabeld, SpatialCropGuidanced } from "../../transforms/deepgrow.js";
 import { AddGuidanceFromPointsDeepEditd, AddGuidanceSignalDeepEditd } from "../../transforms/guidance.js";
 import { ScaleIntensityd } from "../../transforms/intensity.js";
@@ -6,6 +7,32 @@ import { EnsureChannelFirstd, LoadImaged } from "../../transforms/io.js";
 import { Activationsd, AsDiscreted } from "../../transforms/post.js";
 import { Resized } from "../../transforms/spatial.js";
 import { BasicInferTask } from "./basic-infer-task.js";
+
+/**
+ * Clicks per label from the request: MONAI's `{label: points, background: points}` params as they are; the
+ * GraphQL `foreground` may also carry `{label: points}`, or a plain list when there is one label; `background`
+ * is the background label's clicks.
+ */
+export function deepEditClicks(data: Data, labelNames: Record<string, number>): Data {
+  const d = { ...data };
+  const parse = (v: unknown) => (typeof v === "string" ? (JSON.parse(v) as unknown) : v);
+  const fg = parse(d.foreground);
+  const names = Object.keys(labelNames).filter((k) => k !== "background");
+  if (Array.isArray(fg)) {
+    if (names.length !== 1) {
+      throw new InvalidInputError(`foreground as a list needs a single label; give {label: points} for ${names}`);
+    }
+    d[names[0]!] = [...((parse(d[names[0]!]) as unknown[]) ?? []), ...fg];
+  } else if (fg && typeof fg === "object") {
+    for (const [k, v] of Object.entries(fg)) {
+      if (!(k in labelNames)) {
+        throw new InvalidInputError(`foreground: unknown label ${JSON.stringify(k)} (labels: ${names.join(", ")})`);
+      }
+      d[k] = v;
+    }
+  }
+  return d;
+}
 
 export interface InferDeepEditOptions {
   path: string | string[];
@@ -65,6 +92,7 @@ export class InferDeepEdit extends BasicInferTask {
     return [
       new LoadImaged({ keys: "image" }),
       new EnsureChannelFirstd({ keys: "image" }),
+      { call: (d: Data) => deepEditClicks(d, this.labelNames) },
       new CheckClicksd({ refImage: "image", keys: Object.keys(this.labelNames) }),
       new AddGuidanceFromPointsDeepEditd({ refImage: "image", labelNames: this.labelNames }),
       ...crop,

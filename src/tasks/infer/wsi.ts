@@ -17,8 +17,8 @@ import { maskToPolygons, type Polygon } from "../../io/polygons.js";
 import { type Rect, regionImageSize, writeRegionPng } from "../../io/region.js";
 import type { SessionPool } from "../../runtime/session-pool.js";
 import type { ObjectStore } from "../../storage/object-store.js";
-import type { InferenceService } from "./inference.service.js";
 import { type InferTask, labelNames } from "./infer-task.js";
+import type { InferenceService } from "./inference.service.js";
 
 export type WsiOutput = "json" | "dsa" | "asap";
 
@@ -134,10 +134,7 @@ export function wsiTiles(region: Rect, tileSize: readonly [number, number]): Rec
 }
 
 /** The region a request asks for, checked against the image and clipped to it. */
-export function wsiRegion(
-  input: Pick<WsiInput, "location" | "size">,
-  image: { width: number; height: number },
-): Rect {
+export function wsiRegion(input: Pick<WsiInput, "location" | "size">, image: { width: number; height: number }): Rect {
   const [x, y] = pair(input.location, "location", [0, 0]);
   const [w, h] = pair(input.size, "size", DEFAULT_SIZE);
   if (x < 0 || y < 0 || x >= image.width || y >= image.height) {

@@ -1,3 +1,4 @@
+import type { Batch } from "../../data/loader.js";
 import type { GraphBuilder } from "../../graph/builder.js";
 import type { Value } from "../../graph/ir.js";
 import { diceCELoss } from "../../nn/losses.js";
@@ -9,13 +10,13 @@ import {
   FindAllValidSlicesMissingLabelsd,
   FindDiscrepancyRegionsDeepEditd,
 } from "../../transforms/deepedit.js";
+import { RandDepthCropd } from "../../transforms/deepgrow.js";
 import { AddGuidanceSignalDeepEditd } from "../../transforms/guidance.js";
 import { ScaleIntensityd } from "../../transforms/intensity.js";
 import { EnsureChannelFirstd, LoadImaged } from "../../transforms/io.js";
 import { Activationsd, AsDiscreted } from "../../transforms/post.js";
 import { type AnyTransform, RandFlipd } from "../../transforms/random.js";
 import { Resized } from "../../transforms/spatial.js";
-import type { Batch } from "../../data/loader.js";
 import { BasicTrainTask, type BasicTrainTaskOptions, type IterationContext } from "./basic-train-task.js";
 import { Interaction } from "./deepgrow.js";
 
@@ -71,21 +72,24 @@ export class TrainDeepEdit extends BasicTrainTask {
     return (g, pred, target) => diceCELoss(g, pred, target, { softmax: true, toOnehotY: true });
   }
 
-  loadTransforms(): Transform[] {
+  /** Load, channel first, (a slab of a whole volume), resize to the model, intensity to [0, 1]. */
+  loadTransforms(random = false): AnyTransform[] {
+    const depth = this.opts.modelSize[2];
     return [
       new LoadImaged({ keys: ["image", "label"] }),
       new EnsureChannelFirstd({ keys: ["image", "label"] }),
+      ...(depth === undefined ? [] : [new RandDepthCropd({ keys: ["image", "label"], depth, random })]),
       new Resized({ keys: ["image", "label"], spatialSize: this.opts.modelSize, mode: ["area", "nearest"] }),
       new ScaleIntensityd({ keys: "image" }),
     ];
   }
 
   trainPreTransforms(): AnyTransform[] {
-    return [...this.loadTransforms(), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
+    return [...this.loadTransforms(true), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
   }
 
   valPreTransforms(): Transform[] {
-    return [...this.loadTransforms(), ...this.initTransforms()];
+    return [...(this.loadTransforms() as Transform[]), ...this.initTransforms()];
   }
 
   initTransforms(): Transform[] {

@@ -14,6 +14,7 @@ import {
   AddRandomGuidanced,
   FindAllValidSlicesd,
   FindDiscrepancyRegionsd,
+  RandDepthCropd,
 } from "../../transforms/deepgrow.js";
 import { AddGuidanceSignald } from "../../transforms/guidance.js";
 import { ScaleIntensityd } from "../../transforms/intensity.js";
@@ -274,18 +275,20 @@ export class TrainDeepGrow extends BasicTrainTask {
     return (g, pred, target) => diceLoss(g, pred, target, { sigmoid: true, squaredPred: true });
   }
 
-  /** Load, channel first, resize to the model, scale intensity to [0, 1]. */
-  loadTransforms(): Transform[] {
+  /** Load, channel first, (a slice or slab of a whole volume), resize to the model, intensity to [0, 1]. */
+  loadTransforms(random = false): AnyTransform[] {
+    const depth = this.opts.dimension === 2 ? 1 : this.opts.modelSize[2]!;
     return [
       new LoadImaged({ keys: ["image", "label"] }),
       new EnsureChannelFirstd({ keys: ["image", "label"] }),
+      new RandDepthCropd({ keys: ["image", "label"], depth, random }),
       new Resized({ keys: ["image", "label"], spatialSize: this.opts.modelSize, mode: ["area", "nearest"] }),
       new ScaleIntensityd({ keys: "image" }),
     ];
   }
 
   trainPreTransforms(): AnyTransform[] {
-    return [...this.loadTransforms(), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
+    return [...this.loadTransforms(true), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
   }
 
   /** The first clicks (fixed seed) and their signals, so validation scores the one-click result. */
@@ -296,7 +299,7 @@ export class TrainDeepGrow extends BasicTrainTask {
         t.setRandomState(1234);
       }
     }
-    return [...this.loadTransforms(), ...init];
+    return [...(this.loadTransforms() as Transform[]), ...init];
   }
 
   initTransforms(): Transform[] {

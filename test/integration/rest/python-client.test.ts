@@ -53,7 +53,18 @@ describe("the MONAI Label Python client's calls", () => {
     expect(r.status).toBe(200);
     const info = r.json() as Row;
     expect(Object.keys(info).sort()).toEqual(
-      ["datastore", "description", "labels", "models", "name", "scoring", "strategies", "train_stats", "trainers", "version"].sort(),
+      [
+        "datastore",
+        "description",
+        "labels",
+        "models",
+        "name",
+        "scoring",
+        "strategies",
+        "train_stats",
+        "trainers",
+        "version",
+      ].sort(),
     );
     expect(info.name).toBe("segmentation-test");
     expect(info.labels).toEqual(["brain"]);
@@ -140,12 +151,21 @@ describe("the MONAI Label Python client's calls", () => {
     const form = new FormData();
     form.append(
       "params",
-      JSON.stringify({ result_extension: ".nrrd", result_dtype: "uint8", result_compress: false, restore_label_idx: false }),
+      JSON.stringify({
+        result_extension: ".nrrd",
+        result_dtype: "uint8",
+        result_compress: false,
+        restore_label_idx: false,
+      }),
     );
     const res = await fetch(`${s.url}/infer/segmentation?image=anat&output=image`, { method: "POST", body: form });
     expect(res.status).toBe(200);
     expect(pyFilename(res.headers.get("content-disposition") ?? "")).toMatch(/\.nrrd$/);
-    expect(Buffer.from(await res.arrayBuffer()).subarray(0, 4).toString()).toBe("NRRD");
+    expect(
+      Buffer.from(await res.arrayBuffer())
+        .subarray(0, 4)
+        .toString(),
+    ).toBe("NRRD");
   });
 
   it("infer() with a .bin label (raw voxels on the image grid) and with an uploaded file instead of an id", async () => {
@@ -186,7 +206,10 @@ describe("the MONAI Label Python client's calls", () => {
     const none = await call(s.url, "POST", "/infer/segmentation", { headers: h, body: empty.body });
     expect(none.status).toBe(400);
     expect(none.json()).toEqual({ detail: "Neither Image nor File not Session ID input is provided" });
-    const output = await call(s.url, "POST", "/infer/segmentation?image=anat&output=png", { headers: h, body: empty.body });
+    const output = await call(s.url, "POST", "/infer/segmentation?image=anat&output=png", {
+      headers: h,
+      body: empty.body,
+    });
     expect(output.status).toBe(422);
     expect((output.json() as { detail: Row[] }).detail[0]).toMatchObject({ loc: ["query", "output"] });
     const params = pyMultipart({ params: "{not json" }, {});
@@ -255,7 +278,10 @@ describe("the MONAI Label Python client's calls", () => {
 
   it("sessions: create_session (requests multipart), infer on it, get, delete", async () => {
     const { body, contentType } = requestsMultipart([{ field: "files", name: "anatomical.nii", data: anatomical }]);
-    const created = await call(s.url, "PUT", "/session/?expiry=600", { headers: { "content-type": contentType }, body });
+    const created = await call(s.url, "PUT", "/session/?expiry=600", {
+      headers: { "content-type": contentType },
+      body,
+    });
     expect(created.status).toBe(200);
     const { session_id, session_info } = created.json() as { session_id: string; session_info: Row };
     expect(session_info).toMatchObject({ name: session_id, image: "anatomical.nii", expiry: 600 });

@@ -143,7 +143,10 @@ describe("train, status and stop over REST, as OHIF and QuPath call them", () =>
     expect(stats).not.toHaveProperty("history");
     const info = (await call(s.url, "GET", "/info/")).json() as Row;
     expect((info.train_stats as Row).segmentation).toMatchObject({ total_epochs: 1 });
-    expect((info.trainers as Row).segmentation).toMatchObject({ config: { max_epochs: 20 }, description: expect.any(String) });
+    expect((info.trainers as Row).segmentation).toMatchObject({
+      config: { max_epochs: 20 },
+      description: expect.any(String),
+    });
   });
 
   it("model routes: info with checksum, download, upload (validated, atomic), delete", async () => {

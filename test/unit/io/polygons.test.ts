@@ -3,9 +3,9 @@ import { InvalidInputError } from "../../../src/errors.js";
 import {
   connectedComponents,
   maskToPolygons,
+  type Polygon,
   pointInPolygon,
   polygonArea,
-  type Polygon,
 } from "../../../src/io/polygons.js";
 
 function maskOf(width: number, height: number, on: (x: number, y: number) => number): Uint8Array {
@@ -85,10 +85,10 @@ describe("maskToPolygons", () => {
 
   it("groups regions by label value, filters by area and shifts by an offset", () => {
     const m = maskOf(20, 10, (x, y) => {
-      if (x < 4 && y < 4) return 2; // 16 px
-      if (x >= 10 && x < 12 && y < 2) return 1; // 4 px
-      if (x >= 14 && y >= 5) return 1; // 30 px
-      return 0;
+      // 16 px of label 2, then 4 px and 30 px of label 1.
+      const two = x < 4 && y < 4;
+      const one = (x >= 10 && x < 12 && y < 2) || (x >= 14 && y >= 5);
+      return two ? 2 : one ? 1 : 0;
     });
     const all = maskToPolygons(m, 20, 10);
     expect(all.map((l) => [l.label, l.polygons.map(polygonArea)])).toEqual([

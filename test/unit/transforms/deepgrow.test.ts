@@ -8,12 +8,14 @@ import {
   Fetch2DSliced,
   FindAllValidSlicesd,
   FindDiscrepancyRegionsd,
+  RandDepthCropd,
   ResizeGuidanced,
   RestoreLabeld,
   SpatialCropGuidanced,
   sampleClick,
 } from "../../../src/transforms/deepgrow.js";
-import { AddGuidanceSignald } from "../../../src/transforms/guidance.js";
+import { AddGuidanceSignald, guidanceSignal } from "../../../src/transforms/guidance.js";
+import { convolveSeparable, gaussianKernel1d } from "../../../src/transforms/kernels.js";
 import { RandomState } from "../../../src/transforms/random.js";
 import { MetaTensor } from "../../../src/transforms/tensor.js";
 
@@ -40,9 +42,7 @@ describe("distanceTransformCdt (scipy's chessboard distance_transform_cdt)", () 
       [0, 0, 0, 0, 0],
     ]);
     const d = distanceTransformCdt(t.data, [5, 5, 1]);
-    expect(Array.from(d)).toEqual([
-      0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 2, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-    ]);
+    expect(Array.from(d)).toEqual([0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 2, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
   });
 
   it("does not count outside the array as zero, and goes diagonally in 3D", () => {
@@ -251,5 +251,55 @@ describe("crop around the clicks and restore", () => {
       expect(err).toBeInstanceOf(InvalidInputError);
       expect((err as InvalidInputError).code).toBe(ErrorCode.INVALID_INPUT);
     }
+  });
+});
+
+describe("guidanceSignal (only each click's neighbourhood is computed)", () => {
+  it("equals MONAI's recipe on the whole grid: one-hot, Gaussian filter with zero padding, min-max", () => {
+    const spatial = [23, 17, 9];
+    const points = [
+      [3, 4, 2],
+      [20, 16, 8],
+      [3, 4, 2],
+      [12, 8, 4],
+      [-1, -1, -1],
+    ];
+    const sigma = 2;
+    const shape: [number, number, number] = [23, 17, 9];
+    const onehot = new Float32Array(23 * 17 * 9);
+    for (const [x, y, z] of points.filter((p) => p[0]! >= 0)) {
+      onehot[x! + 23 * (y! + 17 * z!)] = 1;
+    }
+    const full = convolveSeparable(onehot, 1, shape, gaussianKernel1d(sigma), [0, 1, 2]);
+    const lo = Math.min(...full);
+    const hi = Math.max(...full);
+    const fast = guidanceSignal(spatial, points, sigma);
+    for (let i = 0; i < full.length; i++) {
+      expect(Math.abs(fast[i]! - (full[i]! - lo) / (hi - lo))).toBeLessThan(1e-6);
+    }
+    expect(Array.from(guidanceSignal([4, 4], [[-1, -1]], 2))).toEqual(new Array(16).fill(0));
+  });
+});
+
+describe("RandDepthCropd (training slices / slabs from whole volumes)", () => {
+  it("takes a window of slices around a labelled slice; depth 1 drops the axis; 2D and thin items pass", () => {
+    const data = new Float32Array(2 * 2 * 10);
+    for (let i = 0; i < data.length; i++) {
+      data[i] = i;
+    }
+    const label = new Float32Array(40);
+    label.fill(1, 7 * 4, 8 * 4); // only slice 7
+    const d = {
+      image: new MetaTensor({ data, shape: [1, 2, 2, 10] }),
+      label: new MetaTensor({ data: label, shape: [1, 2, 2, 10] }),
+    };
+    const slab = new RandDepthCropd({ keys: ["image", "label"], depth: 4 }).call(d);
+    expect((slab.image as MetaTensor).shape).toEqual([1, 2, 2, 4]);
+    expect(Array.from((slab.image as MetaTensor).data.subarray(0, 4))).toEqual([20, 21, 22, 23]); // z 5..8
+    const slice = new RandDepthCropd({ keys: ["image", "label"], depth: 1, random: false }).call(d);
+    expect((slice.image as MetaTensor).shape).toEqual([1, 2, 2]);
+    expect(Array.from((slice.label as MetaTensor).data)).toEqual([1, 1, 1, 1]);
+    const flat = { image: grid2d([[1, 2]]), label: grid2d([[1, 0]]) };
+    expect(new RandDepthCropd({ keys: ["image", "label"], depth: 1 }).call(flat)).toBe(flat);
   });
 });

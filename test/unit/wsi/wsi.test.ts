@@ -7,7 +7,7 @@ import { InvalidImageError, InvalidInputError } from "../../../src/errors.js";
 import { GraphBuilder } from "../../../src/graph/builder.js";
 import { SlidingWindowInferer } from "../../../src/inferers/sliding-window.js";
 import type { Inferer } from "../../../src/inferers/types.js";
-import { pointInPolygon, polygonArea, type Polygon } from "../../../src/io/polygons.js";
+import { type Polygon, pointInPolygon, polygonArea } from "../../../src/io/polygons.js";
 import { readRegion } from "../../../src/io/region.js";
 import { SessionPool } from "../../../src/runtime/session-pool.js";
 import { BasicInferTask } from "../../../src/tasks/infer/basic-infer-task.js";

@@ -207,7 +207,10 @@ try {
       diceRows.push([
         model,
         String(items.length),
-        ...CLICKS.map((n) => ((sums.get(n) ?? 0) / items.length).toFixed(3)),
+        // deepgrow has no automatic mode: nothing to score before the first click.
+        ...CLICKS.map((n) =>
+          n === 0 && model !== "deepedit" ? "n/a" : ((sums.get(n) ?? 0) / items.length).toFixed(3),
+        ),
         median(times).toFixed(1),
       ]);
     }
@@ -219,7 +222,10 @@ try {
     deepgrow_3d: split.test3d[0]!,
     deepedit: split.test3d[0]!,
   });
-  console.log(`\nMean Dice on held-out Colin27 items after N simulated clicks (largest error region's centre)\n`);
+  console.log(
+    "\nMean Dice on held-out Colin27 items after N simulated clicks (each at the centre of the largest error region;" +
+      "\n0 clicks = DeepEdit's automatic mode; slices 181x217 (z // 8 % 4 == 3), slabs 181x217x16 at z 48 and 112)\n",
+  );
   console.log(
     table(["model", "items", ...CLICKS.map((n) => `${n} clicks`), "infer ms (median, in-process)"], diceRows),
   );

@@ -26,11 +26,17 @@ export interface ClassifierOptions {
   dropout?: number;
   /** Seed of the deterministic initialization (default 0). */
   seed?: number;
+  /**
+   * true (default): [N, classes] logits, as MONAI. false: [N, classes, 1, ...] with singleton spatial axes, the
+   * channel-first form labelgraph's inference pipeline (BasicInferTask, post-transforms) works on.
+   */
+  flatten?: boolean;
 }
 
 /**
  * A small CNN classifier in the spirit of MONAI's `Classifier`: convolution blocks `net.layer_<i>` (Conv + norm +
- * act, strided), then global average pooling and a linear layer `final`, giving [N, classes] logits (apply a
+ * act, strided), then global average pooling and a linear layer `final`, giving [N, classes] logits (or
+ * [N, classes, 1, ...] with `flatten: false`) (apply a
  * softmax for probabilities). Unlike MONAI's flatten + Linear head, global average pooling makes the network
  * independent of the input size; the linear layer is a 1x1 convolution (weight [classes, C, 1, ...]) so that every
  * op has a gradient rule (Conv, ReduceMean, Reshape).
@@ -40,6 +46,7 @@ export class Classifier extends Network {
   readonly inChannels: number;
   readonly outChannels: number;
   readonly channels: readonly number[];
+  readonly flatten: boolean;
 
   constructor(options: ClassifierOptions) {
     super();
@@ -63,6 +70,7 @@ export class Classifier extends Network {
     this.inChannels = options.inChannels;
     this.outChannels = options.classes;
     this.channels = [...options.channels];
+    this.flatten = options.flatten ?? true;
     let inc = options.inChannels;
     options.channels.forEach((c, i) => {
       this.addModule(
@@ -102,6 +110,6 @@ export class Classifier extends Network {
     const spatialAxes = Array.from({ length: this.spatialDims }, (_, i) => i + 2);
     const pooled = g.reduceMean(h, spatialAxes, { keepdims: true });
     const logits = this.child(g, prefix, "final", pooled);
-    return g.reshape(logits, [x.shape[0]!, this.outChannels]);
+    return this.flatten ? g.reshape(logits, [x.shape[0]!, this.outChannels]) : logits;
   }
 }

@@ -30,6 +30,8 @@ export function inbodyNetwork(): Classifier {
     norm: "BATCH",
     act: "RELU",
     seed: 3,
+    // [N, 2, 1, 1]: the channel-first form BasicInferTask's classification output takes.
+    flatten: false,
   });
 }
 

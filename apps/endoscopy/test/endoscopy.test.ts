@@ -128,7 +128,7 @@ describe("endoscopy app", () => {
   }, 120_000);
 
   it("trains tooltracking and segments the instrument in a held-out frame", async () => {
-    const job = await train(s, "tooltracking", 20);
+    const job = await train(s, "tooltracking", 12);
     expect(job, JSON.stringify(job)).toMatchObject({ status: "SUCCEEDED" });
     const r = await s.gql<{ runInference: { data: { result: Row; label: Row } } }>(RUN, {
       input: { model: "tooltracking", imageId: "test_tool" },

@@ -95,7 +95,7 @@ describe("pathology app", () => {
 
   it("trains segmentation_nuclei briefly, then lists it", async () => {
     const started = await s.gql<{ startTraining: { data: Row } }>(
-      `mutation { startTraining(input: { model: "segmentation_nuclei", params: { max_epochs: 25, seed: 3 } }) {
+      `mutation { startTraining(input: { model: "segmentation_nuclei", params: { max_epochs: 12, seed: 3 } }) {
         ... on StartTrainingSuccess { data { id } } ... on Error { code message } } }`,
     );
     const id = started.data?.startTraining.data?.id as string;

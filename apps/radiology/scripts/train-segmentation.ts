@@ -2,7 +2,7 @@
  * Reproduces the radiology app's shipped model, model/pretrained_segmentation.onnx, with labelgraph's own trainer
  * (the app's SegmentationTrainer, i.e. what `startTraining(model: "segmentation")` runs), from scratch:
  *
- *   npx tsx apps/radiology/scripts/train-segmentation.ts [--epochs 50] [--samples 8] [--lr 3e-3] [--seed 0] [--spacing 2]
+ *   npx tsx apps/radiology/scripts/train-segmentation.ts [--epochs 80] [--samples 8] [--lr 3e-3] [--seed 0] [--spacing 2]
  *       [--val-interval 1] [--data test/fixtures/.cache] [--out apps/radiology/model/pretrained_segmentation.onnx]
  *
  * Data: Colin27 (Debian mricron-data: ch2.nii.gz, label ch2bet.nii.gz > 0). The trainer learns on colin27 and
@@ -24,7 +24,7 @@ import { Segmentation, SegmentationTrainer } from "../lib/segmentation.js";
 const appDir = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: "string", default: "50" },
+    epochs: { type: "string", default: "80" },
     samples: { type: "string", default: "8" },
     lr: { type: "string", default: "3e-3" },
     seed: { type: "string", default: "0" },

@@ -15,7 +15,13 @@ import { BasicInferTask } from "./basic-infer-task.js";
  */
 export function deepEditClicks(data: Data, labelNames: Record<string, number>): Data {
   const d = { ...data };
-  const parse = (v: unknown) => (typeof v === "string" ? (JSON.parse(v) as unknown) : v);
+  const parse = (v: unknown) => {
+    try {
+      return typeof v === "string" ? (JSON.parse(v) as unknown) : v;
+    } catch {
+      throw new InvalidInputError(`clicks must be JSON lists of [x, y, z] voxel points, got ${String(v)}`);
+    }
+  };
   const fg = parse(d.foreground);
   const names = Object.keys(labelNames).filter((k) => k !== "background");
   if (Array.isArray(fg)) {

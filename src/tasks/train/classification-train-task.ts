@@ -39,7 +39,7 @@ export interface LabelToClassdOptions extends MapTransformOptions {
 
 /**
  * A frame's class from its label image: the value most of its pixels hold (so an annotator saves a label filled
- * with the class index). The label becomes a one-value tensor [1] holding the index, what the classification
+ * with the class index). The label becomes a one-value tensor [1, 1] holding the index, what the classification
  * trainer's cross-entropy reads.
  */
 export class LabelToClassd extends MapTransform {
@@ -61,7 +61,8 @@ export class LabelToClassd extends MapTransform {
           `label ${String(t.meta.filename_or_obj ?? key)}: class ${cls} is not an index in [0, ${this.classes})`,
         );
       }
-      out[key] = t.derive({ data: new Float32Array([cls]), shape: [1] });
+      // [1, 1]: one channel of one element (tensor code wants a spatial axis); the loss reads it as [N, 1].
+      out[key] = t.derive({ data: new Float32Array([cls]), shape: [1, 1] });
     }
     return out;
   }
@@ -113,8 +114,8 @@ const hhmmss = (ms: number) => {
  * MONAI Label's train task for classification models (the endoscopy `inbody` model): cross-entropy on the
  * network's [N, classes] logits against class indices, accuracy as the key metric (train_accuracy,
  * val_accuracy), the best model published to publishPath as forward-only ONNX. Apps override network,
- * trainPreTransforms and valPreTransforms, which must leave a fixed-size "image" [C, ...] and a "label" [1]
- * holding the class index (LabelToClassd). The progress events carry the accuracies in trainDice / valDice.
+ * trainPreTransforms and valPreTransforms, which must leave a fixed-size "image" [C, ...] and a one-value
+ * "label" ([1, 1]) holding the class index (LabelToClassd). The progress events carry the accuracies in trainDice / valDice.
  */
 export abstract class ClassificationTrainTask extends TrainTask {
   readonly modelDir: string;
@@ -146,7 +147,9 @@ export abstract class ClassificationTrainTask extends TrainTask {
   }
 
   lossFunction(_req: Record<string, unknown>): (g: GraphBuilder, pred: Value, target: Value) => Value {
-    return (g, pred, target) => crossEntropyLoss(g, pred, target);
+    // Class indices [N, 1, (1 ...)] against logits [N, classes] or [N, classes, 1, ...].
+    return (g, pred, target) =>
+      crossEntropyLoss(g, pred, g.reshape(target, [target.shape[0]!, 1, ...pred.shape.slice(2).map(() => 1)]));
   }
 
   /** Keeps the datalist items this task can learn from (default: all). */
@@ -201,9 +204,9 @@ export abstract class ClassificationTrainTask extends TrainTask {
       if (!firstBatch) {
         throw new InvalidInputError("the train transforms gave no sample");
       }
-      if (firstBatch.label.shape.slice(1).join() !== "1") {
+      if (firstBatch.label.shape.slice(1).some((d) => d !== 1)) {
         throw new InvalidInputError(
-          `train transforms must leave a class index label [1]; got [${firstBatch.label.shape.slice(1).join(", ")}] (use LabelToClassd)`,
+          `train transforms must leave a one-value class index label; got [${firstBatch.label.shape.slice(1).join(", ")}] (use LabelToClassd)`,
         );
       }
       const network = this.network(req);
@@ -370,7 +373,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
   }
 }
 
-/** Argmax of each row of [N, classes] logits against [N] class indices. */
+/** Argmax of each row of [N, classes] (or [N, classes, 1, ...]) logits against [N] class indices. */
 function countCorrect(logits: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number {
   let correct = 0;
   for (let i = 0; i < labels.length; i++) {

@@ -1,9 +1,12 @@
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
+import { InvalidInputError } from "../../../src/errors.js";
 import { Classifier } from "../../../src/nn/classifier.js";
 import { crossEntropyLoss } from "../../../src/nn/losses.js";
 import { Adam } from "../../../src/nn/optim.js";
 import { buildTrainStep, Trainer } from "../../../src/nn/train-step.js";
+import { isConstantLabel, LabelToClassd } from "../../../src/tasks/train/classification-train-task.js";
+import { MetaTensor } from "../../../src/transforms/tensor.js";
 import { gradCheck, rng } from "../autodiff/gradcheck.js";
 
 describe("Classifier", () => {
@@ -23,6 +26,31 @@ describe("Classifier", () => {
       expect(out.pred?.dims).toEqual([2, 4]);
       await session.release();
     }
+    const spatial = new Classifier({
+      spatialDims: 2,
+      inChannels: 3,
+      classes: 4,
+      channels: [4],
+      strides: [2],
+      flatten: false,
+    });
+    const session = await ort.InferenceSession.create(spatial.toOnnx({ inputShape: [1, 3, 8, 8] }));
+    const out = await session.run({ image: new ort.Tensor("float32", new Float32Array(3 * 64), [1, 3, 8, 8]) });
+    expect(out.pred?.dims).toEqual([1, 4, 1, 1]);
+    await session.release();
+  });
+
+  it("LabelToClassd reads a frame's class as its labels' majority value and rejects out-of-range classes", () => {
+    const label = (values: number[]) => new MetaTensor({ data: values, shape: [1, values.length, 1] });
+    const t = new LabelToClassd({ keys: "label", classes: 3 });
+    const d = t.call({ label: label([2, 2, 1, 2, 0]) });
+    expect((d.label as MetaTensor).shape).toEqual([1, 1]);
+    expect(Array.from((d.label as MetaTensor).data)).toEqual([2]);
+    expect(() => t.call({ label: label([3, 3, 3]) })).toThrow(InvalidInputError);
+    expect(() => t.call({ label: "x.png" })).toThrow(/must be a loaded label/);
+    expect(isConstantLabel([1, 1, 1])).toBe(true);
+    expect(isConstantLabel([0, 1])).toBe(false);
+    expect(isConstantLabel([])).toBe(false);
   });
 
   it("rejects bad options and inputs with clear errors", () => {

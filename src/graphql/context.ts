@@ -16,7 +16,17 @@ export interface Context {
 
 export type Services = Pick<
   Container,
-  "config" | "datastore" | "jobs" | "pubsub" | "app" | "log" | "inference" | "sessions" | "activeLearning" | "scoring" | "wsi"
+  | "config"
+  | "datastore"
+  | "jobs"
+  | "pubsub"
+  | "app"
+  | "log"
+  | "inference"
+  | "sessions"
+  | "activeLearning"
+  | "scoring"
+  | "wsi"
 >;
 
 export interface Loaders {

@@ -142,7 +142,7 @@ describe("the README's example app, copied out of the repository and served by t
   it("REST's PUT /datastore/label (MONAI's clients) merges onSaveLabel's result into its response too", async () => {
     const form = new FormData();
     form.append("params", JSON.stringify({ client_id: "slicer" }));
-    form.append("label", new Blob([labelBytes]), "dark.nii");
+    form.append("label", new Blob([Buffer.from(labelBytes)]), "dark.nii");
     const res = await fetch(`${server.url}/datastore/label?image=dark&tag=final`, { method: "PUT", body: form });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ image: "dark", label: "dark", completed: 3, of: 3, saved: "dark" });

@@ -81,8 +81,7 @@ describe("endoscopy app", () => {
       app: join(import.meta.dirname, ".."),
       studies,
       conf: { model_dir: join(dir, "model") },
-      // Train and infer on this thread (worker threads cannot load an app importing "labelgraph" yet).
-      env: { LABELGRAPH_INFER_WORKERS: "0", MONAI_LABEL_AUTO_UPDATE_SCORING: "false" },
+      env: { MONAI_LABEL_AUTO_UPDATE_SCORING: "false" },
     });
   });
 

@@ -72,9 +72,6 @@ describe("pathology app", () => {
       app: join(import.meta.dirname, ".."),
       studies,
       conf: { model_dir: join(dir, "model") },
-      // Train and infer on this thread: worker threads cannot load an app that imports "labelgraph" yet (the
-      // worker's loader chain rejects src/index.ts); see the report.
-      env: { LABELGRAPH_INFER_WORKERS: "0" },
     });
   });
 

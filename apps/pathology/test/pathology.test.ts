@@ -172,6 +172,38 @@ describe("pathology app", () => {
     expect(doc.elements[0].points[0]).toEqual([...contours[0]![0]!, 0]);
   }, 60_000);
 
+  it("serves the same region over MONAI's REST routes (/infer/wsi/{model} JSON body, /infer/wsi_v2 multipart)", async () => {
+    const wsi = { location: REGION.location, size: REGION.size, tile_size: REGION.tileSize, min_poly_area: 30 };
+    const graph = await s.gql<{ runWsiInference: { data: Row } }>(WSI, {
+      input: { model: "segmentation_nuclei", imageId: "slide", ...REGION, minPolyArea: 30, output: "JSON" },
+    });
+    const expected = (graph.data?.runWsiInference.data.result as { annotations: unknown[] }).annotations;
+    // QuPath / the Python client's wsi_infer: JSON body, output in the query.
+    const v1 = await fetch(`${s.url}/infer/wsi/segmentation_nuclei?image=slide&output=json`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(wsi),
+    });
+    expect(v1.status).toBe(200);
+    const body = (await v1.json()) as { annotations: unknown[]; location: number[]; size: number[] };
+    expect(body).toMatchObject({ location: REGION.location, size: REGION.size });
+    expect(body.annotations).toEqual(expected);
+    // wsi_v2: multipart with the `wsi` field; ASAP comes back as an XML file.
+    const form = new FormData();
+    form.append("wsi", JSON.stringify(wsi));
+    const v2 = await fetch(`${s.url}/infer/wsi_v2/segmentation_nuclei?image=slide&output=asap`, {
+      method: "POST",
+      body: form,
+    });
+    expect(v2.status).toBe(200);
+    expect(v2.headers.get("content-type")).toMatch(/xml/);
+    const xml = await v2.text();
+    const elements = (expected[0] as { annotation: { elements: { contours: unknown[] }[] } }).annotation.elements;
+    const polygons = elements.reduce((n, e) => n + e.contours.length, 0);
+    expect(polygons).toBeGreaterThan(5);
+    expect(xml.match(/<Annotation Name="[^"]*" Type="Polygon"/g)).toHaveLength(polygons);
+  }, 60_000);
+
   it("segments dark nuclei on real immunohistochemistry (ihc.png), returning JSON only", async () => {
     const r = await s.gql<{ runWsiInference: { data: Row } }>(WSI, {
       input: {

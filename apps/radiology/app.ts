@@ -14,12 +14,14 @@ import {
   type TrainTask,
 } from "labelgraph";
 import { type RadiologyConf, radiologyConf } from "./lib/conf.js";
+import { interactiveInfers, interactiveTrainers } from "./lib/interactive.js";
 import { Segmentation, SegmentationTrainer } from "./lib/segmentation.js";
 
 /**
  * The radiology template app (MONAI Label's sample-apps/radiology): `segmentation` of the brain on T1 MRI,
  * shipped with a model trained by labelgraph on Colin27 (scripts/train-segmentation.ts), a trainer that
- * fine-tunes it on your final labels, strategies random / first / last / epistemic and scoring dice / sum /
+ * fine-tunes it on your final labels, the interactive models `deepgrow_2d`, `deepgrow_3d` and `deepedit`
+ * (clicks; shipped, trained by scripts/train-interactive.ts) with their click-simulating trainers, strategies random / first / last / epistemic and scoring dice / sum /
  * epistemic. See README.md for the `--conf` keys.
  */
 export default class RadiologyApp extends LabelApp<RadiologyConf> {
@@ -46,9 +48,15 @@ export default class RadiologyApp extends LabelApp<RadiologyConf> {
     return this.modelPath("segmentation");
   }
 
+  /** Where the shipped models live. */
+  get shippedDir(): string {
+    return resolve(this.appDir, "model");
+  }
+
   override initInfers(): Record<string, InferTask> {
     // MONAI's [pretrained, trained]: the last one that exists is served.
     const paths = this.conf.use_pretrained_model ? [this.pretrainedPath, this.publishedPath] : [this.publishedPath];
+    const interactive = interactiveInfers(this.conf.use_pretrained_model ? this.shippedDir : null, this.modelDir);
     return {
       segmentation: new Segmentation({
         path: paths,
@@ -56,6 +64,7 @@ export default class RadiologyApp extends LabelApp<RadiologyConf> {
         description: "A pre-trained model for volumetric (3D) segmentation of the brain on T1 MRI",
         targetSpacing: this.conf.target_spacing,
       }),
+      ...interactive,
     };
   }
 
@@ -77,6 +86,11 @@ export default class RadiologyApp extends LabelApp<RadiologyConf> {
           num_samples: this.conf.num_samples,
         },
       }),
+      ...interactiveTrainers(
+        this.modelDir,
+        this.modelDir,
+        this.conf.use_pretrained_model ? this.shippedDir : undefined,
+      ),
     };
   }
 

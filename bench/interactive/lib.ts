@@ -27,6 +27,8 @@ export interface Click {
   point: number[];
   /** Voxels of the error region clicked. */
   size: number;
+  /** Chessboard distance from the click to the region's border (1: a one-voxel-thin region). */
+  depth: number;
 }
 
 /**
@@ -81,7 +83,7 @@ export function nextClick(pred: ArrayLike<number>, label: ArrayLike<number>, spa
     }
   }
   const point = [at % X, Math.floor(at / X) % Y, Math.floor(at / (X * Y))].slice(0, rank);
-  return { kind: (label[at] ?? 0) > 0.5 ? "foreground" : "background", point, size: sizes[biggest]! };
+  return { kind: (label[at] ?? 0) > 0.5 ? "foreground" : "background", point, size: sizes[biggest]!, depth: best };
 }
 
 export function median(xs: readonly number[]): number {

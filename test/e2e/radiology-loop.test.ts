@@ -49,7 +49,12 @@ describe("radiology app: upload, infer, save, score, train, infer with the new m
       "{ info { name models { name } trainers { name } strategies { name } scoringMethods { name } } }",
     );
     expect(info.name).toBe("radiology");
-    expect(info.models).toEqual([{ name: "segmentation" }]);
+    expect(info.models).toEqual([
+      { name: "segmentation" },
+      { name: "deepgrow_2d" },
+      { name: "deepgrow_3d" },
+      { name: "deepedit" },
+    ]);
     expect(info.trainers.map((t: { name: string }) => t.name)).toContain("segmentation");
     const changes = subscribe<{ datastoreChanged: { kind: string; imageId: string; tag: string | null } }>(
       server.url,

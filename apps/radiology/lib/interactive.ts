@@ -60,14 +60,18 @@ export const deepeditNetwork = () =>
     seed: 29,
   });
 
+/** The file name of a shipped (pre-trained) model: apart from what a trainer publishes as `<name>.onnx`. */
+export const shippedModelFile = (name: string) => `pretrained_${name}.onnx`;
+
 /**
- * The infer tasks: the model shipped in `shippedDir`, or (MONAI's [pretrained, trained], the last that exists)
- * the one a trainer published in `publishedDir`.
+ * The infer tasks: the model shipped in `shippedDir` (`pretrained_<name>.onnx`), or (MONAI's [pretrained,
+ * trained], the last that exists) the one a trainer published in `publishedDir` (`<name>.onnx`). Pass
+ * `shippedDir: null` to serve trained models only (use_pretrained_model=false).
  */
-export function interactiveInfers(shippedDir: string, publishedDir?: string) {
+export function interactiveInfers(shippedDir: string | null, publishedDir?: string) {
   const path = (name: string) => [
-    join(shippedDir, `${name}.onnx`),
-    ...(publishedDir && publishedDir !== shippedDir ? [join(publishedDir, `${name}.onnx`)] : []),
+    ...(shippedDir ? [join(shippedDir, shippedModelFile(name))] : []),
+    ...(publishedDir ? [join(publishedDir, `${name}.onnx`)] : []),
   ];
   return {
     deepgrow_2d: new InferDeepGrow2D({ path: path("deepgrow_2d"), labels: ["brain"], ...DEEPGROW_2D }),
@@ -85,7 +89,7 @@ export function interactiveTrainers(modelDir: string, publishDir = modelDir, loa
   const common = (name: string) => ({
     modelDir: join(modelDir, "train", name),
     publishPath: join(publishDir, `${name}.onnx`),
-    ...(loadDir ? { loadPath: join(loadDir, `${name}.onnx`) } : {}),
+    ...(loadDir ? { loadPath: join(loadDir, shippedModelFile(name)) } : {}),
     description: `Trains ${name} with simulated clicks`,
   });
   return {

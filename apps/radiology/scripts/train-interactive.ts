@@ -7,9 +7,18 @@
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
- * to --out/<name>.onnx. Runs and data live in a temporary folder that is removed at the end. --resume starts
- * from the model already in --out (BasicTrainTask fine-tunes a published model) instead of from scratch;
+ * to --out/pretrained_<name>.onnx (the shipped file names). Runs and data live in a temporary folder that is
+ * removed at the end. --resume starts from the model already in --out (BasicTrainTask fine-tunes a published model) instead of from scratch;
  * --interactions overrides max_train_interactions (simulated clicks per batch).
+ *
+ * The shipped models came from these stages (2 shared vCPUs, ~40 min in all):
+ *   --models deepgrow_2d --minutes 8
+ *   --models deepgrow_2d --minutes 16 --resume --interactions 5
+ *   --models deepgrow_2d --minutes 8 --resume --interactions 5 --lr 1e-3
+ *   --models deepgrow_3d,deepedit --minutes 7
+ *   --models deepgrow_3d,deepedit --minutes 5 --resume --lr 1e-3
+ * (the first, second and fourth with labels resized by torch's legacy "nearest"; the trainers now use
+ * "nearest-exact", which the last stages fine-tuned to). Measure them with `npm run bench:interactive`.
  */
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
@@ -17,7 +26,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { TrainingEvent } from "labelgraph";
-import { interactiveTrainers, writeColinItems } from "../lib/interactive.js";
+import { interactiveTrainers, shippedModelFile, writeColinItems } from "../lib/interactive.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -50,7 +59,7 @@ try {
     const items = name === "deepgrow_2d" ? split.train2d : split.train3d;
     // Interleave so the validation tail (val_split) spans the whole brain, not only its top slices.
     const datalist = [...items].sort((a, b) => ((a.z * 37) % 101) - ((b.z * 37) % 101));
-    const target = join(resolve(args.out), `${name}.onnx`);
+    const target = join(resolve(args.out), shippedModelFile(name));
     if (args.resume && existsSync(target)) {
       await mkdir(dirname(task.publishPath), { recursive: true });
       await copyFile(target, task.publishPath);

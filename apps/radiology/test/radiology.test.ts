@@ -74,11 +74,22 @@ describe("radiology app on the Colin27 demo studies", () => {
       "{ models { name type labels dimension } trainers { name config } strategies { name } scoringMethods { name } }",
     );
     expect(r.errors).toBeUndefined();
-    expect(r.data).toMatchObject({
-      models: [{ name: "segmentation", type: "segmentation", labels: ["brain"], dimension: 3 }],
-      trainers: [{ name: "segmentation", config: { max_epochs: 1, num_samples: 2 } }],
-    });
     const names = (rows: unknown) => (rows as Row[]).map((x) => x.name).sort();
+    const models = r.data?.models as Row[];
+    expect(names(models)).toEqual(["deepedit", "deepgrow_2d", "deepgrow_3d", "segmentation"]);
+    expect(models.find((m) => m.name === "segmentation")).toEqual({
+      name: "segmentation",
+      type: "segmentation",
+      labels: ["brain"],
+      dimension: 3,
+    });
+    expect(models.find((m) => m.name === "deepgrow_2d")).toMatchObject({ type: "deepgrow", dimension: 2 });
+    expect(models.find((m) => m.name === "deepedit")).toMatchObject({ type: "deepedit", dimension: 3 });
+    const trainers = r.data?.trainers as Row[];
+    expect(names(trainers)).toEqual(["deepedit", "deepgrow_2d", "deepgrow_3d", "segmentation"]);
+    expect(trainers.find((t) => t.name === "segmentation")).toMatchObject({
+      config: { max_epochs: 1, num_samples: 2 },
+    });
     expect(names(r.data?.strategies)).toEqual(["epistemic", "first", "last", "random"]);
     expect(names(r.data?.scoringMethods)).toEqual(["dice", "epistemic", "sum"]);
     // The shipped model is small: a few MB at most.
@@ -187,6 +198,6 @@ describe("radiology app conf", () => {
     const info = app.info();
     // Only the published model would be served, and none exists in a fresh model_dir.
     expect(Object.keys(info.models)).toEqual(existsSync(app.publishedPath) ? ["segmentation"] : []);
-    expect(Object.keys(info.trainers)).toEqual(["segmentation"]);
+    expect(Object.keys(info.trainers)).toEqual(["segmentation", "deepgrow_2d", "deepgrow_3d", "deepedit"]);
   });
 });

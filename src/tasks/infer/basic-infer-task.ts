@@ -191,24 +191,48 @@ export abstract class BasicInferTask extends InferTask {
 }
 
 /** MONAI Label's centroids: for each label present, the voxel centre of mass, as [x, y, z] strings. */
-function centroids(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
+export function centroids(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
   const [X = 1, Y = 1, Z = 1] = pred.spatialShape;
   const d = pred.data;
   const idx = Object.values(labels);
   const maxLabel = Math.max(0, ...idx);
   // Per label value: sum x, sum y, sum z, count.
   const acc = new Float64Array((maxLabel + 1) * 4);
-  let i = 0;
-  for (let z = 0; z < Z; z++) {
-    for (let y = 0; y < Y; y++) {
-      for (let x = 0; x < X; x++, i++) {
-        const v = d[i] ?? 0;
-        if (v > 0 && v <= maxLabel && Number.isInteger(v)) {
-          const o = v * 4;
-          acc[o] = (acc[o] ?? 0) + x;
-          acc[o + 1] = (acc[o + 1] ?? 0) + y;
-          acc[o + 2] = (acc[o + 2] ?? 0) + z;
-          acc[o + 3] = (acc[o + 3] ?? 0) + 1;
+  const only = new Set(idx).size === 1 ? (idx[0] as number) : 0;
+  if (only > 0 && Number.isInteger(only)) {
+    // One label (the usual binary segmentation): only its voxels are read back below, so only they are summed, a
+    // row at a time with a 0/1 mask instead of a branch per voxel (about twice as fast on a noisy mask). Sums of
+    // integers, exact in float64: the same result as the general loop.
+    const o = only * 4;
+    let i = 0;
+    for (let z = 0; z < Z; z++) {
+      for (let y = 0; y < Y; y++) {
+        let n = 0;
+        let sx = 0;
+        for (let x = 0; x < X; x++, i++) {
+          const m = d[i] === only ? 1 : 0;
+          n += m;
+          sx += m * x;
+        }
+        acc[o] = (acc[o] as number) + sx;
+        acc[o + 1] = (acc[o + 1] as number) + y * n;
+        acc[o + 2] = (acc[o + 2] as number) + z * n;
+        acc[o + 3] = (acc[o + 3] as number) + n;
+      }
+    }
+  } else {
+    let i = 0;
+    for (let z = 0; z < Z; z++) {
+      for (let y = 0; y < Y; y++) {
+        for (let x = 0; x < X; x++, i++) {
+          const v = d[i] ?? 0;
+          if (v > 0 && v <= maxLabel && Number.isInteger(v)) {
+            const o = v * 4;
+            acc[o] = (acc[o] ?? 0) + x;
+            acc[o + 1] = (acc[o + 1] ?? 0) + y;
+            acc[o + 2] = (acc[o + 2] ?? 0) + z;
+            acc[o + 3] = (acc[o + 3] ?? 0) + 1;
+          }
         }
       }
     }

@@ -112,8 +112,9 @@ export class InferDeepEdit extends BasicInferTask {
   postTransforms(): Transform[] {
     return [
       new Activationsd({ keys: "pred", softmax: true }),
+      // Probabilities restored (linear; zeros outside a crop, so background wins there), then the argmax.
+      new RestoreLabeld({ keys: "pred", refImage: "image", mode: "linear" }),
       new AsDiscreted({ keys: "pred", argmax: true }),
-      new RestoreLabeld({ keys: "pred", refImage: "image" }),
     ];
   }
 

@@ -282,7 +282,7 @@ export class TrainDeepGrow extends BasicTrainTask {
       new LoadImaged({ keys: ["image", "label"] }),
       new EnsureChannelFirstd({ keys: ["image", "label"] }),
       new RandDepthCropd({ keys: ["image", "label"], depth, random }),
-      new Resized({ keys: ["image", "label"], spatialSize: this.opts.modelSize, mode: ["area", "nearest"] }),
+      new Resized({ keys: ["image", "label"], spatialSize: this.opts.modelSize, mode: ["area", "nearest-exact"] }),
       new ScaleIntensityd({ keys: "image" }),
     ];
   }

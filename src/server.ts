@@ -25,6 +25,8 @@ const CONTENT_TYPES: Record<string, string> = {
   ".nrrd": "application/octet-stream",
   ".seg.nrrd": "application/octet-stream",
   ".png": "image/png",
+  ".tif": "image/tiff",
+  ".tiff": "image/tiff",
   ".jpg": "image/jpeg",
   ".jpeg": "image/jpeg",
 };

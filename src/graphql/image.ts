@@ -26,7 +26,7 @@ ImageRef.implement({
     id: t.exposeID("id"),
     name: t.exposeString("name", { description: "The file name it was added with" }),
     extension: t.exposeString("extension"),
-    format: t.exposeString("format", { description: "nifti, nrrd, png or jpeg" }),
+    format: t.exposeString("format", { description: "nifti, nrrd, png, jpeg or tiff" }),
     size: t.float({ description: "Bytes", resolve: (i) => i.size }),
     sha256: t.exposeString("sha256"),
     dimensions: t.intList({ description: "Every axis of the file, fastest first", resolve: (i) => i.dimensions }),

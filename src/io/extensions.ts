@@ -1,7 +1,17 @@
 import type { ImageFormat } from "./types.js";
 
 /** File extensions the datastore accepts for images and labels, lower-case, with their dot. */
-export const KNOWN_EXTENSIONS: readonly string[] = [".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".png", ".jpg", ".jpeg"];
+export const KNOWN_EXTENSIONS: readonly string[] = [
+  ".nii.gz",
+  ".nii",
+  ".nrrd",
+  ".seg.nrrd",
+  ".png",
+  ".jpg",
+  ".jpeg",
+  ".tif",
+  ".tiff",
+];
 
 // Longest first, so ".nii.gz" wins over a shorter suffix and ".seg.nrrd" over ".nrrd".
 const BY_LENGTH = [...KNOWN_EXTENSIONS].sort((a, b) => b.length - a.length);
@@ -14,6 +24,8 @@ const FORMATS: Readonly<Record<string, ImageFormat>> = {
   ".png": "png",
   ".jpg": "jpeg",
   ".jpeg": "jpeg",
+  ".tif": "tiff",
+  ".tiff": "tiff",
 };
 
 export interface SplitFileName {

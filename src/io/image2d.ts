@@ -6,7 +6,8 @@ import { writeFileAtomic } from "./atomic.js";
 import type { Volume } from "./types.js";
 
 /**
- * PNG and JPEG (and whatever else libvips decodes: the format is in `meta.format`) via sharp.
+ * PNG, JPEG and TIFF (and whatever else libvips decodes: the format is in `meta.format`) via sharp. A TIFF
+ * gives its first page (the full-resolution level of a pyramid), tiled or in strips.
  *
  * Layout: a grey image is shape [width, height]; an image with C > 1 channels (grey+alpha 2, RGB 3,
  * RGBA 4) is [width, height, C], channels last as in MONAI's LoadImage (PILReader gives spatial
@@ -14,9 +15,12 @@ import type { Volume } from "./types.js";
  * plane per channel (planar, not interleaved): pixel (x, y) of channel c is at x + W * (y + H * c). That
  * is also the memory order of an NCHW model input.
  *
- * Values are as stored: uint8, or uint16 for 16-bit PNGs; no EXIF rotation, no ICC conversion, no alpha
+ * Values are as stored: uint8, or uint16 for 16-bit PNGs and TIFFs; no EXIF rotation, no ICC conversion, no alpha
  * premultiplication. Spacing is [1, 1] and the affine the identity.
  */
+
+/** sharp's default limitInputPixels: bigger images (whole slides) are read by region (`region.ts`). */
+export const MAX_WHOLE_PIXELS = 0x3fff * 0x3fff;
 
 /** libvips messages repeat over several lines; the first says it. */
 const firstLine = (err: unknown) => String(err instanceof Error ? err.message : err).split("\n")[0];
@@ -32,7 +36,9 @@ export async function readImage2d(source: string | Uint8Array): Promise<Volume> 
   if (bytes.length === 0) {
     throw new InvalidImageError(`${name}: empty file`, { name });
   }
-  const input = () => sharp(bytes, { failOn: "error", ignoreIcc: true, autoOrient: false });
+  // No pixel limit from sharp: MAX_WHOLE_PIXELS below says why an image is refused.
+  const options = { failOn: "error", ignoreIcc: true, autoOrient: false, limitInputPixels: false } as const;
+  const input = () => sharp(bytes, options);
   let meta: Metadata;
   try {
     meta = await input().metadata();
@@ -44,6 +50,12 @@ export async function readImage2d(source: string | Uint8Array): Promise<Volume> 
   if (width < 1 || height < 1) {
     throw new InvalidImageError(`${name}: not a readable 2D image (decoder saw ${meta.format ?? "nothing"})`, { name });
   }
+  if (width * height > MAX_WHOLE_PIXELS) {
+    throw new InvalidImageError(
+      `${name}: ${width} x ${height} pixels is too large to load whole (limit ${MAX_WHOLE_PIXELS}); read regions of it instead (WSI inference)`,
+      { name, width, height },
+    );
+  }
   const sixteen = meta.depth === "ushort" || meta.depth === "short";
   const cmyk = meta.space === "cmyk";
   // Channels we return: what the file holds (palette images are expanded to RGB(A); CMYK becomes RGB).
@@ -54,7 +66,8 @@ export async function readImage2d(source: string | Uint8Array): Promise<Volume> 
   const space = fileChannels === 1 ? (sixteen ? "grey16" : "b-w") : sixteen ? "rgb16" : "srgb";
   let raw: { data: Buffer; info: OutputInfo };
   try {
-    raw = await input()
+    // libvips reports a TIFF strip or tile libtiff cannot decode as a warning only (and reads it as zeros).
+    raw = await (meta.format === "tiff" ? sharp(bytes, { ...options, failOn: "warning" }) : input())
       .toColourspace(space)
       .raw(sixteen ? { depth: "ushort" } : undefined)
       .toBuffer({ resolveWithObject: true });

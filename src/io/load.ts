@@ -4,18 +4,19 @@ import { basename, join } from "node:path";
 import { InvalidImageError, LabelgraphError } from "../errors.js";
 import { hasDicomMagic, isDicom, readDicomFile, readDicomSeries } from "./dicom.js";
 import { formatFromExtension, KNOWN_EXTENSIONS, splitImageFileName } from "./extensions.js";
+import { isTiffMagic } from "./header.js";
 import { readImage2d, writeImage2d } from "./image2d.js";
 import { detectNifti, isGzip, readNifti, writeNifti } from "./nifti.js";
 import { readNrrd, type WriteNrrdOptions, writeNrrd } from "./nrrd.js";
 import type { Volume } from "./types.js";
 
 /** What `loadImage` found at a path. */
-export type LoadFormat = "nifti" | "nrrd" | "png" | "jpeg" | "dicom" | "dicom-series";
+export type LoadFormat = "nifti" | "nrrd" | "png" | "jpeg" | "tiff" | "dicom" | "dicom-series";
 
 const DICOM_EXTENSIONS = [".dcm", ".dicom", ".ima"];
 
-/** Extensions `saveImage` writes, lower-case with their dot. */
-export const SAVE_EXTENSIONS: readonly string[] = KNOWN_EXTENSIONS;
+/** Extensions `saveImage` writes, lower-case with their dot: TIFF is read, not written (save labels as PNG). */
+export const SAVE_EXTENSIONS: readonly string[] = KNOWN_EXTENSIONS.filter((e) => formatFromExtension(e) !== "tiff");
 
 function fsError(err: unknown, name: string): unknown {
   const code = (err as { code?: unknown })?.code;
@@ -52,8 +53,12 @@ export function sniffImageFormat(prefix: Uint8Array): Exclude<LoadFormat, "dicom
   if (isGzip(prefix) || detectNifti(prefix)) {
     return "nifti";
   }
+  // DICOM before TIFF: a DICOM file's 128-byte preamble may hold a TIFF header (dual-personality files).
   if (hasDicomMagic(prefix)) {
     return "dicom";
+  }
+  if (isTiffMagic(prefix)) {
+    return "tiff";
   }
   return undefined;
 }
@@ -107,9 +112,10 @@ export async function listDicomFiles(dir: string): Promise<string[]> {
  * Reads an image into a Volume, whatever its format:
  * - a directory: the DICOM files in it (not recursive) as one series (`readDicomSeries`);
  * - a file: by its content first (PNG and JPEG signatures, NRRD magic, gzip or a NIfTI header, "DICM" at
- *   byte 128), then by the extension of `fileName` (default: the path's base name; give it when the path
- *   is an upload's temporary file): .nii/.nii.gz (readNifti), .nrrd/.seg.nrrd (readNrrd), .png/.jpg/.jpeg
- *   (readImage2d), .dcm/.dicom/.ima (readDicomFile).
+ *   byte 128, a TIFF or BigTIFF byte-order mark), then by the extension of `fileName` (default: the path's
+ *   base name; give it when the path is an upload's temporary file): .nii/.nii.gz (readNifti),
+ *   .nrrd/.seg.nrrd (readNrrd), .png/.jpg/.jpeg/.tif/.tiff (readImage2d: the first page of a TIFF, 8- or
+ *   16-bit, grey or colour), .dcm/.dicom/.ima (readDicomFile).
  *
  * Anything unreadable (missing file, unknown format, corrupt data) throws InvalidImageError.
  */
@@ -131,12 +137,13 @@ export async function loadImage(path: string, fileName?: string): Promise<Volume
         return await readNrrd(path);
       case "png":
       case "jpeg":
+      case "tiff":
         return await readImage2d(path);
       case "dicom":
         return await readDicomFile(path);
       case undefined:
         throw new InvalidImageError(
-          `${name}: unrecognized image format; expected NIfTI, NRRD, PNG, JPEG or DICOM (${[...KNOWN_EXTENSIONS, ...DICOM_EXTENSIONS].join(", ")}, or a directory of DICOM files)`,
+          `${name}: unrecognized image format; expected NIfTI, NRRD, PNG, JPEG, TIFF or DICOM (${[...KNOWN_EXTENSIONS, ...DICOM_EXTENSIONS].join(", ")}, or a directory of DICOM files)`,
           { name },
         );
     }
@@ -153,7 +160,8 @@ export interface SaveImageOptions {
 /**
  * Writes a volume in the format its path's extension names: .nii / .nii.gz (writeNifti), .nrrd /
  * .seg.nrrd (writeNrrd, gzip, LPS), .png (writeImage2d), .jpg / .jpeg (writeImage2d, JPEG). Every
- * writer is atomic. Other extensions, DICOM included, throw InvalidImageError.
+ * writer is atomic. Other extensions, TIFF and DICOM included (both are read, not written), throw
+ * InvalidImageError.
  */
 export async function saveImage(volume: Volume, path: string, options: SaveImageOptions = {}): Promise<void> {
   const name = basename(path);
@@ -166,12 +174,18 @@ export async function saveImage(volume: Volume, path: string, options: SaveImage
     case "png":
     case "jpeg":
       return writeImage2d(volume, path);
-    case undefined:
+    case "tiff":
+    case undefined: {
+      const lower = name.toLowerCase();
+      const why = DICOM_EXTENSIONS.some((e) => lower.endsWith(e))
+        ? " (writing DICOM is not supported)"
+        : /\.tiff?$/.test(lower)
+          ? " (writing TIFF is not supported; TIFF is read only)"
+          : "";
       throw new InvalidImageError(
-        `${name}: cannot save an image with this extension; use one of ${SAVE_EXTENSIONS.join(", ")}${
-          DICOM_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e)) ? " (writing DICOM is not supported)" : ""
-        }`,
+        `${name}: cannot save an image with this extension; use one of ${SAVE_EXTENSIONS.join(", ")}${why}`,
         { name },
       );
+    }
   }
 }

@@ -1,11 +1,11 @@
-export type ImageFormat = "nifti" | "nrrd" | "png" | "jpeg";
+export type ImageFormat = "nifti" | "nrrd" | "png" | "jpeg" | "tiff";
 
 /** What the datastore records about an image or label file, read (and validated) at upload. */
 export interface ImageHeader {
   format: ImageFormat;
-  /** The matched extension, lower-case, with its dot: ".nii.gz", ".nrrd", ".png", ".jpg". */
+  /** The matched extension, lower-case, with its dot: ".nii.gz", ".nrrd", ".png", ".jpg", ".tif". */
   extension: string;
-  /** Every axis the file declares, fastest-varying first (NIfTI dim[1..dim[0]], NRRD sizes, PNG [width, height]). */
+  /** Every axis the file declares, fastest-varying first (NIfTI dim[1..dim[0]], NRRD sizes, PNG / JPEG / TIFF [width, height]). */
   dimensions: number[];
   /** The spatial part of `dimensions` (at most 3 axes); a label must match its image on these. */
   spatialShape: number[];

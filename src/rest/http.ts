@@ -76,6 +76,8 @@ const MIME: [string, string][] = [
   [".nii", "application/octet-stream"],
   [".nrrd", "application/octet-stream"],
   [".png", "image/png"],
+  [".tif", "image/tiff"],
+  [".tiff", "image/tiff"],
   [".jpg", "image/jpeg"],
   [".jpeg", "image/jpeg"],
   [".json", "application/json"],

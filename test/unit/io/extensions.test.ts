@@ -42,7 +42,17 @@ describe("splitImageFileName", () => {
 
 describe("KNOWN_EXTENSIONS / formatFromExtension", () => {
   it("lists the supported extensions", () => {
-    expect([...KNOWN_EXTENSIONS].sort()).toEqual([".jpeg", ".jpg", ".nii", ".nii.gz", ".nrrd", ".png", ".seg.nrrd"]);
+    expect([...KNOWN_EXTENSIONS].sort()).toEqual([
+      ".jpeg",
+      ".jpg",
+      ".nii",
+      ".nii.gz",
+      ".nrrd",
+      ".png",
+      ".seg.nrrd",
+      ".tif",
+      ".tiff",
+    ]);
   });
 
   it("maps each extension to its format", () => {

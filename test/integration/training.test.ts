@@ -221,3 +221,63 @@ describe("training history across a restart", () => {
     }
   });
 });
+
+describe("a training worker that dies", () => {
+  let s: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "labelgraph-crash-"));
+    s = await startTestServer({
+      app: join(import.meta.dirname, "../fixtures/apps/crashing"),
+      conf: { model_dir: join(dir, "model") },
+    });
+    for (let i = 0; i < 4; i++) {
+      const { image, mask } = sample(i + 1);
+      await writeImage2d(volume(image), join(dir, `img${i}.png`));
+      await writeImage2d(volume(mask), join(dir, `mask${i}.png`));
+      await s.upload(
+        `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
+        { f: null, id: `img${i}` },
+        { f: { data: await readFile(join(dir, `img${i}.png`)), name: `img${i}.png` } },
+      );
+      await s.upload(
+        `mutation ($f: File!, $id: ID!) { saveLabel(input: { imageId: $id, file: $f }) { __typename } }`,
+        { f: null, id: `img${i}` },
+        { f: { data: await readFile(join(dir, `mask${i}.png`)), name: `img${i}.png` } },
+      );
+    }
+  });
+  afterAll(async () => {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const train = async (params: string) => {
+    const started = await s.gql<{ startTraining: { data: Row } }>(
+      `mutation { startTraining(input: { model: "segmentation", params: ${params} }) {
+        ... on StartTrainingSuccess { data { id } } ... on Error { code message } } }`,
+    );
+    const id = (started.data?.startTraining.data as Row | undefined)?.id as string;
+    expect(id).toBeTruthy();
+    for (;;) {
+      const r = await s.gql<{ job: Row }>(`{ job(id: "${id}") { status error } }`);
+      const job = r.data?.job as Row;
+      if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(job.status as string)) {
+        return job;
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+
+  it("marks the job FAILED with the exit code, keeps serving, and the next run trains and publishes", async () => {
+    const crashed = await train("{ max_epochs: 2, crash_worker: true }");
+    expect(crashed.status).toBe("FAILED");
+    expect(JSON.stringify(crashed.error)).toMatch(/exited with code 7/);
+    const status = await s.gql("{ datastoreStatus { total } }");
+    expect(status.data).toEqual({ datastoreStatus: { total: 4 } });
+    const next = await train("{ max_epochs: 1 }");
+    expect(next).toMatchObject({ status: "SUCCEEDED" });
+    const models = await s.gql("{ models { name } }");
+    expect(models.data).toEqual({ models: [{ name: "segmentation" }] });
+  }, 120_000);
+});

@@ -33,13 +33,11 @@ import { encodeNifti, writeNifti } from "../../src/io/nifti.js";
 import { createLogger } from "../../src/logger.js";
 import { UNet } from "../../src/nn/unet.js";
 import { buildServer, type Server } from "../../src/server.js";
-import type { BasicInferTask } from "../../src/tasks/infer/basic-infer-task.js";
+import { type BasicInferTask, centroids } from "../../src/tasks/infer/basic-infer-task.js";
 import { Compose, type Data } from "../../src/transforms/compose.js";
 import { Invertd } from "../../src/transforms/inverse.js";
 import { fromCOrder, type MetaTensor, toCOrder, toVolume } from "../../src/transforms/tensor.js";
 import {
-  centroidsLoops,
-  centroidsReplica,
   gql,
   gqlUpload,
   instrumentPool,
@@ -108,25 +106,15 @@ const RUN = /* GraphQL */ `
 const UPLOAD = /* GraphQL */ `
   mutation ($f: File!) { uploadImage(input: { file: $f, id: "colin" }) { __typename ... on Error { code message } } }`;
 
-const W_NIFTI_GZ = "write: writeNifti .nii.gz (whole writer, current)";
-const W_ENCODE = "write: encodeNifti (voxelBytes: Uint8Array.from(f32, Math.round))";
-const W_LOOP = "write: the same f32 -> uint8 rounding as a for loop (proposed)";
-const W_GZIP6 = "write: gzip level 6 (zlib default, current)";
-const W_GZIP1 = "write: gzip level 1 (nibabel's default, proposed)";
-const SW64 = "infer: SlidingWindowInferer, no model, precision float64 (current)";
-const SW32 = "infer: SlidingWindowInferer, no model, precision float32 (proposed)";
-const C_NOW = "after total: centroids (replica of basic-infer-task.ts, current)";
-const C_LOOPS = "after total: centroids with z/y/x loops (proposed)";
+const W_NIFTI_GZ = "write: writeNifti .nii.gz (the whole writer: encode, gzip level 1, atomic write)";
+const W_ENCODE = "write: encodeNifti (f32 -> uint8 rounding loop)";
+const W_GZIP6 = "write: gzip level 6 (zlib's default, for comparison)";
+const W_GZIP1 = "write: gzip level 1 (nibabel's default, what writeNifti uses)";
+const SW32 = "infer: SlidingWindowInferer, no model, constant, float32 (what BasicInferTask uses)";
+const SW64 = "infer: SlidingWindowInferer, no model, constant, float64 (the class default)";
+const SWG32 = "infer: SlidingWindowInferer, no model, gaussian, float32 (weight volume summed per window)";
+const CENTROIDS = "after total: centroids (basic-infer-task.ts)";
 const gzipAsync = promisify(gzip);
-
-/** What voxelBytes in src/io/nifti.ts computes for uint8, as a plain loop. */
-function roundToUint8(data: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(data.length);
-  for (let i = 0; i < data.length; i++) {
-    out[i] = Math.round(data[i] as number);
-  }
-  return out;
-}
 
 type Latencies = Record<"pre" | "infer" | "invert" | "post" | "write" | "total", number>;
 interface WholeRun {
@@ -364,20 +352,17 @@ async function main(): Promise<void> {
       add(W_NIFTI_GZ, (await timed(() => writeNifti(vol.value, join(root, "l.nii.gz")))).ms);
       const enc = await timed(() => encodeNifti(vol.value));
       add(W_ENCODE, enc.ms);
-      add(W_LOOP, (await timed(() => roundToUint8(pred.data))).ms);
       add(W_GZIP6, (await timed(() => gzipAsync(enc.value))).ms);
       add(W_GZIP1, (await timed(() => gzipAsync(enc.value, { level: 1 }))).ms);
-      const cen = await timed(() => centroidsReplica(pred, labelMap));
-      add(C_NOW, cen.ms);
-      const fast = await timed(() => centroidsLoops(pred, labelMap));
-      add(C_LOOPS, fast.ms);
-      if (JSON.stringify(fast.value) !== JSON.stringify(cen.value)) {
-        throw new Error(`centroidsLoops differs: ${JSON.stringify(fast.value)} vs ${JSON.stringify(cen.value)}`);
-      }
-      for (const precision of ["float64", "float32"] as const) {
+      add(CENTROIDS, (await timed(() => centroids(pred, labelMap))).ms);
+      for (const [name, mode, precision] of [
+        [SW32, "constant", "float32"],
+        [SW64, "constant", "float64"],
+        [SWG32, "gaussian", "float32"],
+      ] as const) {
         // Bookkeeping alone: a predictor that hands the window back (no model).
-        const sw = new SlidingWindowInferer({ roiSize: ROI, overlap: OVERLAP, swBatchSize: 1, precision });
-        add(precision === "float64" ? SW64 : SW32, (await timed(() => sw.infer(input, async (x) => x))).ms);
+        const sw = new SlidingWindowInferer({ roiSize: ROI, overlap: OVERLAP, swBatchSize: 1, precision, mode });
+        add(name, (await timed(() => sw.infer(input, async (x) => x))).ms);
       }
     }
 
@@ -529,28 +514,6 @@ async function main(): Promise<void> {
             "its `workers`.",
         );
       }
-    }
-    // What the three proposed fixes (see the report) would save, from the rows above.
-    const m = (name: string) => median(steps.get(name) ?? []);
-    const savings = {
-      "voxelBytes as a loop": m(W_ENCODE) - m(W_LOOP),
-      "gzip level 1": m(W_GZIP6) - m(W_GZIP1),
-      "sliding window in float32": m(SW64) - m(SW32),
-      "centroids loops": m(C_NOW) - m(C_LOOPS),
-    };
-    const saved = Object.values(savings).reduce((a, b) => a + b, 0);
-    console.log(
-      `\nProposed fixes would save about ${msStr(saved)} per inference (` +
-        `${Object.entries(savings)
-          .map(([k, v]) => `${k} ${msStr(v)}`)
-          .join(", ")}):`,
-    );
-    for (const s of servers) {
-      const wholeMs = median((whole.get(s) ?? []).map((w) => w.wholeMs));
-      console.log(
-        `  ${s.label}: whole ${sec(wholeMs / 1000)} s -> ~${sec((wholeMs - saved) / 1000)} s, ` +
-          `whole/raw ${(wholeMs / rawMs).toFixed(3)} -> ~${((wholeMs - saved) / rawMs).toFixed(3)} (target < ${TARGET})`,
-      );
     }
     await session.release();
   } finally {

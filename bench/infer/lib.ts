@@ -5,7 +5,6 @@ import { performance } from "node:perf_hooks";
 import { type InferenceSession, Tensor } from "onnxruntime-node";
 import type { Float32Tensor, Predictor } from "../../src/inferers/types.js";
 import type { SessionLease, SessionPool } from "../../src/runtime/session-pool.js";
-import type { MetaTensor } from "../../src/transforms/tensor.js";
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) {
@@ -143,75 +142,6 @@ export async function gqlUpload<T>(
     throw new Error(`GraphQL error: ${JSON.stringify(body.errors ?? body)}`);
   }
   return body.data;
-}
-
-/**
- * A copy of `centroids` in src/tasks/infer/basic-infer-task.ts (module-private there), to time it: it runs after
- * `latencies.total` is taken, so its cost shows only in the whole request.
- */
-export function centroidsReplica(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
-  const [X = 1, Y = 1] = pred.spatialShape;
-  const sums = new Map<number, [number, number, number, number]>();
-  const d = pred.data;
-  const n = pred.spatialShape.reduce((a, b) => a * b, 1);
-  for (let i = 0; i < n; i++) {
-    const v = d[i] ?? 0;
-    if (v > 0) {
-      const s = sums.get(v) ?? [0, 0, 0, 0];
-      s[0] += i % X;
-      s[1] += Math.floor(i / X) % Y;
-      s[2] += Math.floor(i / (X * Y));
-      s[3] += 1;
-      sums.set(v, s);
-    }
-  }
-  const out: Record<string, string[]> = {};
-  for (const [name, idx] of Object.entries(labels)) {
-    const s = sums.get(idx);
-    if (s) {
-      out[name] = [s[0], s[1], s[2]].slice(0, pred.spatialShape.length).map((c) => String(Math.round(c / s[3])));
-    }
-  }
-  return out;
-}
-
-/**
- * The same centroids without a division and two modulos per voxel: z, y, x loops and per-label sums in typed
- * arrays (the proposed replacement; labels are small non-negative integers after AsDiscreted).
- */
-export function centroidsLoops(pred: MetaTensor, labels: Record<string, number>): Record<string, string[]> {
-  const [X = 1, Y = 1, Z = 1] = pred.spatialShape;
-  const dims = Math.min(pred.spatialShape.length, 3);
-  const wanted = Object.values(labels);
-  const size = Math.max(0, ...wanted) + 1;
-  const sx = new Float64Array(size);
-  const sy = new Float64Array(size);
-  const sz = new Float64Array(size);
-  const count = new Float64Array(size);
-  const d = pred.data;
-  let i = 0;
-  for (let z = 0; z < Z; z++) {
-    for (let y = 0; y < Y; y++) {
-      for (let x = 0; x < X; x++, i++) {
-        const v = d[i] as number;
-        if (v > 0 && v < size && Number.isInteger(v)) {
-          sx[v] = (sx[v] as number) + x;
-          sy[v] = (sy[v] as number) + y;
-          sz[v] = (sz[v] as number) + z;
-          count[v] = (count[v] as number) + 1;
-        }
-      }
-    }
-  }
-  const out: Record<string, string[]> = {};
-  for (const [name, idx] of Object.entries(labels)) {
-    const n = count[idx] ?? 0;
-    if (n > 0) {
-      const c = [sx[idx] as number, sy[idx] as number, sz[idx] as number];
-      out[name] = c.slice(0, dims).map((v) => String(Math.round(v / n)));
-    }
-  }
-  return out;
 }
 
 export const PYTHON = "/usr/bin/python3";

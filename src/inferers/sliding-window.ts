@@ -36,8 +36,9 @@ export interface SlidingWindowOptions {
   cval?: number;
   /**
    * Accumulator precision. "float64" (default) blends exactly enough that an identity model gives back its input
-   * bit for bit, at 8 bytes per output value plus 8 per voxel for the weights; "float32" is MONAI's (the input
-   * dtype) and takes half that.
+   * bit for bit, at 8 bytes per output value (plus 8 per voxel for the summed weights with gaussian blending;
+   * constant blending keeps per-axis window counts only); "float32" is MONAI's (the input dtype) and takes half
+   * that.
    */
   precision?: "float64" | "float32";
 }
@@ -277,13 +278,21 @@ export class SlidingWindowInferer implements Inferer {
     const Acc = this.precision === "float64" ? Float64Array : Float32Array;
 
     const geo: Geometry = { iy, ix, rz: roi3[0], ry: roi3[1], rx };
-    const blend = this.mode === "constant" ? null : weights;
 
-    // Sum of weights per voxel, shared by every batch item and channel.
-    const count = new Acc(imgVol);
-    for (const s of starts3) {
-      addBlock(count, 0, weights, 0, null, s, geo);
+    // Sum of weights per voxel, shared by every batch item and channel. Constant blending: the windows are the
+    // Cartesian product of per-axis starts, so a voxel's count is the product of how many windows cover it along
+    // each axis (small integers, exact in any precision): three short arrays instead of a volume. Gaussian: the
+    // clamped importance map is not separable, so its weights are summed window by window.
+    const count: Counts =
+      this.mode === "constant"
+        ? { axes: axisCounts(img3, roi3, to3Lists(windowStartsPerAxis(imageSize, roi, interval))) }
+        : { volume: new Acc(imgVol) };
+    if (count.volume) {
+      for (const s of starts3) {
+        addWeightedBlock(count.volume, 0, null, 0, weights, s, geo);
+      }
     }
+    const blend = this.mode === "constant" ? null : weights;
 
     let acc: Float64Array | Float32Array | undefined;
     let outChannels = 0;
@@ -313,7 +322,13 @@ export class SlidingWindowInferer implements Inferer {
         const b = Math.floor((first + j) / numWin);
         const s = starts3[(first + j) % numWin] as [number, number, number];
         for (let c = 0; c < outChannels; c++) {
-          addBlock(acc, (b * outChannels + c) * imgVol, out.data, (j * outChannels + c) * roiVol, blend, s, geo);
+          const dstBase = (b * outChannels + c) * imgVol;
+          const srcBase = (j * outChannels + c) * roiVol;
+          if (blend === null) {
+            addBlock(acc, dstBase, out.data, srcBase, s, geo);
+          } else {
+            addWeightedBlock(acc, dstBase, out.data, srcBase, blend, s, geo);
+          }
         }
       }
       options.onProgress?.(first + k, total);
@@ -322,15 +337,12 @@ export class SlidingWindowInferer implements Inferer {
       throw new InfererError("no windows to run"); // unreachable: there is always at least one window
     }
 
-    // Divide by the weights and crop the padding off.
+    // Divide by the weights and crop the padding off; a float32 accumulator without padding is divided in place.
     const outShape = [batch, outChannels, ...imageSizeIn];
-    if (!padded && acc instanceof Float32Array) {
-      divideInPlace(acc, count, batch * outChannels, imgVol);
-      return { data: acc, shape: outShape };
-    }
-    const result = new Float32Array(numel(outShape));
-    divideAndCrop(result, acc, count, batch * outChannels, to3(imageSizeIn), to3Starts(padBefore), iy, ix);
-    return { data: result, shape: outShape };
+    const inPlace = !padded && acc instanceof Float32Array;
+    const result = inPlace ? acc : new Float32Array(numel(outShape));
+    divideAndCrop(result, acc, count, batch * outChannels, img3, to3(imageSizeIn), to3Starts(padBefore));
+    return { data: result as Float32Array, shape: outShape };
   }
 
   #weights(roi: readonly number[]): Float32Array {
@@ -342,37 +354,65 @@ export class SlidingWindowInferer implements Inferer {
   }
 }
 
-function divideInPlace(acc: Float32Array, count: Float64Array | Float32Array, planes: number, vol: number): void {
-  for (let plane = 0; plane < planes; plane++) {
-    const base = plane * vol;
-    for (let i = 0; i < vol; i++) {
-      acc[base + i] = (acc[base + i] as number) / (count[i] as number);
+/** The summed blending weights: per-axis window counts (constant mode) or a volume (gaussian). */
+type Counts =
+  | { axes: [Float64Array, Float64Array, Float64Array]; volume?: undefined }
+  | { axes?: undefined; volume: Float64Array | Float32Array };
+
+/** Per axis (3D form), how many windows cover each index, from the window starts along each axis. */
+function axisCounts(
+  img: readonly [number, number, number],
+  roi: readonly [number, number, number],
+  starts: readonly [number[], number[], number[]],
+): [Float64Array, Float64Array, Float64Array] {
+  const out = img.map((n) => new Float64Array(n)) as [Float64Array, Float64Array, Float64Array];
+  for (let axis = 0; axis < 3; axis++) {
+    const counts = out[axis] as Float64Array;
+    const r = roi[axis] as number;
+    for (const start of starts[axis] as number[]) {
+      for (let i = start; i < start + r; i++) {
+        counts[i] = (counts[i] as number) + 1;
+      }
     }
   }
+  return out;
 }
 
-/** result[plane, z, y, x] = acc[plane, z + pad_z, y + pad_y, x + pad_x] / count[same voxel]. */
+/**
+ * result[plane, z, y, x] = acc[plane, z + pad_z, y + pad_y, x + pad_x] / count[same voxel], where result may be
+ * acc itself (no padding: same indices, each value read before it is written).
+ */
 function divideAndCrop(
-  result: Float32Array,
+  result: Float32Array | Float64Array,
   acc: Float64Array | Float32Array,
-  count: Float64Array | Float32Array,
+  count: Counts,
   planes: number,
+  img: readonly [number, number, number],
   out: readonly [number, number, number],
   pad: readonly [number, number, number],
-  iy: number,
-  ix: number,
 ): void {
+  const [, iy, ix] = img;
   const [oz, oy, ox] = out;
   const outVol = oz * oy * ox;
-  const imgVol = count.length;
+  const imgVol = img[0] * iy * ix;
   for (let plane = 0; plane < planes; plane++) {
     for (let z = 0; z < oz; z++) {
       for (let y = 0; y < oy; y++) {
         const src = ((z + pad[0]) * iy + y + pad[1]) * ix + pad[2];
         const dst = plane * outVol + (z * oy + y) * ox;
         const srcAcc = plane * imgVol + src;
-        for (let x = 0; x < ox; x++) {
-          result[dst + x] = (acc[srcAcc + x] as number) / (count[src + x] as number);
+        if (count.axes) {
+          const [cz, cy, cx] = count.axes;
+          // The product of per-axis counts is the number of windows over the voxel, an exact integer.
+          const czy = (cz[z + pad[0]] as number) * (cy[y + pad[1]] as number);
+          for (let x = 0; x < ox; x++) {
+            result[dst + x] = (acc[srcAcc + x] as number) / (czy * (cx[x + pad[2]] as number));
+          }
+        } else {
+          const c = count.volume;
+          for (let x = 0; x < ox; x++) {
+            result[dst + x] = (acc[srcAcc + x] as number) / (c[src + x] as number);
+          }
         }
       }
     }
@@ -381,6 +421,11 @@ function divideAndCrop(
 
 function to3(size: readonly number[]): [number, number, number] {
   return size.length === 2 ? [1, size[0] as number, size[1] as number] : (size.slice(0, 3) as [number, number, number]);
+}
+function to3Lists(perAxis: number[][]): [number[], number[], number[]] {
+  return perAxis.length === 2
+    ? [[0], perAxis[0] as number[], perAxis[1] as number[]]
+    : (perAxis.slice(0, 3) as [number[], number[], number[]]);
 }
 function to3Starts(s: readonly number[]): [number, number, number] {
   return s.length === 2 ? [0, s[0] as number, s[1] as number] : (s.slice(0, 3) as [number, number, number]);
@@ -413,16 +458,37 @@ function copyBlock(
   }
 }
 
-/**
- * Adds a window-shaped block (`block` at `blockBase`, times `weights` when given) into the image-shaped `dst`
- * at `dstBase`, at window position `s`.
- */
+/** Adds a window-shaped block (`block` at `blockBase`) into the image-shaped `dst` at `dstBase`, at window `s`. */
 function addBlock(
   dst: Float64Array | Float32Array,
   dstBase: number,
   block: Float32Array,
   blockBase: number,
-  weights: Float32Array | null,
+  s: readonly [number, number, number],
+  g: Geometry,
+): void {
+  const { iy, ix, rz, ry, rx } = g;
+  for (let z = 0; z < rz; z++) {
+    for (let y = 0; y < ry; y++) {
+      const o = dstBase + ((s[0] + z) * iy + s[1] + y) * ix + s[2];
+      const p = blockBase + (z * ry + y) * rx;
+      for (let x = 0; x < rx; x++) {
+        dst[o + x] = (dst[o + x] as number) + (block[p + x] as number);
+      }
+    }
+  }
+}
+
+/**
+ * Adds `block` times `weights` (both window-shaped) into `dst` as `addBlock` does; with `block` null, adds the
+ * weights alone.
+ */
+function addWeightedBlock(
+  dst: Float64Array | Float32Array,
+  dstBase: number,
+  block: Float32Array | null,
+  blockBase: number,
+  weights: Float32Array,
   s: readonly [number, number, number],
   g: Geometry,
 ): void {
@@ -431,12 +497,12 @@ function addBlock(
     for (let y = 0; y < ry; y++) {
       const o = dstBase + ((s[0] + z) * iy + s[1] + y) * ix + s[2];
       const w = (z * ry + y) * rx;
-      const p = blockBase + w;
-      if (weights === null) {
+      if (block === null) {
         for (let x = 0; x < rx; x++) {
-          dst[o + x] = (dst[o + x] as number) + (block[p + x] as number);
+          dst[o + x] = (dst[o + x] as number) + (weights[w + x] as number);
         }
       } else {
+        const p = blockBase + w;
         for (let x = 0; x < rx; x++) {
           dst[o + x] = (dst[o + x] as number) + (block[p + x] as number) * (weights[w + x] as number);
         }

@@ -49,7 +49,17 @@ export const envSchema = z.object({
   MONAI_LABEL_CORS_ORIGINS: list([]),
   MONAI_LABEL_DATASTORE_AUTO_RELOAD: bool(true),
   MONAI_LABEL_DATASTORE_READ_ONLY: bool(false),
-  MONAI_LABEL_DATASTORE_FILE_EXT: list(["*.nii.gz", "*.nii", "*.nrrd", "*.jpg", "*.png", "*.tif", "*.tiff", "*.svs", "*.xml"]),
+  MONAI_LABEL_DATASTORE_FILE_EXT: list([
+    "*.nii.gz",
+    "*.nii",
+    "*.nrrd",
+    "*.jpg",
+    "*.png",
+    "*.tif",
+    "*.tiff",
+    "*.svs",
+    "*.xml",
+  ]),
   MONAI_LABEL_SESSIONS: bool(true),
   MONAI_LABEL_AUTO_UPDATE_SCORING: bool(true),
   MONAI_LABEL_SESSION_EXPIRY: z.coerce

@@ -177,7 +177,9 @@ describe("pathology app", () => {
     const graph = await s.gql<{ runWsiInference: { data: Row } }>(WSI, {
       input: { model: "segmentation_nuclei", imageId: "slide", ...REGION, minPolyArea: 30, output: "JSON" },
     });
-    const expected = (graph.data?.runWsiInference.data.result as { annotations: unknown[] }).annotations;
+    const result = graph.data?.runWsiInference.data.result as { annotations: unknown[] } | undefined;
+    expect(result).toBeDefined();
+    const expected = result?.annotations ?? [];
     // QuPath / the Python client's wsi_infer: JSON body, output in the query.
     const v1 = await fetch(`${s.url}/infer/wsi/segmentation_nuclei?image=slide&output=json`, {
       method: "POST",

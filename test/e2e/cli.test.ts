@@ -186,7 +186,10 @@ describe("the labelgraph CLI", () => {
       expect(existsSync(newStudies)).toBe(true);
       expect(server.log()).toContain(`created the studies folder ${newStudies}`);
       const { info } = await gqlClient(server.url)("{ info { name trainers { name } } }");
-      expect(info).toEqual({ name: "radiology", trainers: [{ name: "segmentation" }] });
+      expect(info).toEqual({
+        name: "radiology",
+        trainers: ["segmentation", "deepgrow_2d", "deepgrow_3d", "deepedit"].map((name) => ({ name })),
+      });
     } finally {
       expect(await server.stop()).toBe(0);
       await rm(dir, { recursive: true, force: true });

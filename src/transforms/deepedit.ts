@@ -202,3 +202,34 @@ export class AddRandomGuidanceDeepEditd extends RandomizableTransform {
     return { ...data, [this.guidance]: guidance };
   }
 }
+
+export interface DropGuidanceDeepEditdOptions {
+  guidance?: string;
+  labelNames: Record<string, number>;
+  /** Probability that the guidance is emptied (default 0.5). */
+  prob?: number;
+}
+
+/**
+ * Empties every label's guidance (`{name: []}`) with probability `prob`: in DeepEdit training, a clicked batch
+ * then starts from the automatic mode (no seeds from the label) and its clicks land in the regions the
+ * automatic prediction gets wrong, as an annotator correcting it would place them (not MONAI's; MONAI always
+ * seeds from the label).
+ */
+export class DropGuidanceDeepEditd extends RandomizableTransform {
+  readonly guidance: string;
+  readonly labelNames: Record<string, number>;
+  readonly prob: number;
+  constructor(options: DropGuidanceDeepEditdOptions) {
+    super();
+    this.guidance = options.guidance ?? "guidance";
+    this.labelNames = options.labelNames;
+    this.prob = options.prob ?? 0.5;
+  }
+  call(data: Data): Data {
+    if (!(this.R.rand() < this.prob)) {
+      return data;
+    }
+    return { ...data, [this.guidance]: Object.fromEntries(Object.keys(this.labelNames).map((k) => [k, []])) };
+  }
+}

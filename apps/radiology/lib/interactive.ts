@@ -112,7 +112,8 @@ export function interactiveTrainers(modelDir: string, publishDir = modelDir, loa
       network: deepeditNetwork,
       labelNames: LABELS,
       modelSize: DEEPEDIT.modelSize,
-      config: { learning_rate: 3e-3, train_batch_size: 1, max_train_interactions: 3 },
+      // Half the clicked batches start from the automatic mode, so clicks learn to correct its prediction.
+      config: { learning_rate: 3e-3, train_batch_size: 1, max_train_interactions: 3, auto_start_probability: 0.5 },
     }),
   };
 }

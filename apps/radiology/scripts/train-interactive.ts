@@ -3,22 +3,27 @@
  *
  *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
  *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
- *       [--interactions N] [--lr 3e-3] [--resume]
+ *       [--interactions N] [--lr 3e-3] [--click-prob 0.5] [--auto-start 0.5] [--resume]
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
  * to --out/pretrained_<name>.onnx (the shipped file names). Runs and data live in a temporary folder that is
  * removed at the end. --resume starts from the model already in --out (BasicTrainTask fine-tunes a published model) instead of from scratch;
- * --interactions overrides max_train_interactions (simulated clicks per batch).
+ * --interactions overrides max_train_interactions (simulated clicks per batch); DeepEdit only: --click-prob
+ * overrides deepgrow_probability_train (share of batches with clicks), --auto-start auto_start_probability
+ * (share of those that start from the automatic mode rather than seed clicks from the label).
  *
- * The shipped models came from these stages (2 shared vCPUs, ~40 min in all):
+ * The shipped models came from these stages (2 shared vCPUs, ~65 min of training in all):
  *   --models deepgrow_2d --minutes 8
  *   --models deepgrow_2d --minutes 16 --resume --interactions 5
  *   --models deepgrow_2d --minutes 8 --resume --interactions 5 --lr 1e-3
  *   --models deepgrow_3d,deepedit --minutes 7
  *   --models deepgrow_3d,deepedit --minutes 5 --resume --lr 1e-3
+ *   --models deepgrow_3d --minutes 13 --resume --interactions 5 --lr 1e-3
+ *   --models deepedit --minutes 13 --resume --interactions 4 --lr 1e-3   (auto_start_probability 0.5)
  * (the first, second and fourth with labels resized by torch's legacy "nearest"; the trainers now use
- * "nearest-exact", which the last stages fine-tuned to). Measure them with `npm run bench:interactive`.
+ * "nearest-exact", which the last stages fine-tuned to; the last two ran side by side). Measure them with
+ * `npm run bench:interactive`.
  */
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
@@ -37,6 +42,9 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "7" },
     interactions: { type: "string" },
     lr: { type: "string" },
+    /** DeepEdit: share of batches with simulated clicks, and of those that start from the automatic mode. */
+    "click-prob": { type: "string" },
+    "auto-start": { type: "string" },
     resume: { type: "boolean", default: false },
   },
 });
@@ -76,6 +84,8 @@ try {
           seed,
           ...(args.interactions ? { max_train_interactions: Number(args.interactions) } : {}),
           ...(args.lr ? { learning_rate: Number(args.lr) } : {}),
+          ...(args["click-prob"] ? { deepgrow_probability_train: Number(args["click-prob"]) } : {}),
+          ...(args["auto-start"] ? { auto_start_probability: Number(args["auto-start"]) } : {}),
         },
       },
       {

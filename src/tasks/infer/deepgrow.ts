@@ -29,6 +29,8 @@ export interface InferDeepGrowOptions {
   margin?: number;
   /** Sigma of the click signals (default 2, MONAI's). */
   sigma?: number;
+  /** Threshold of the restored sigmoid probabilities (default 0.5). */
+  threshold?: number;
   config?: Record<string, unknown>;
 }
 
@@ -70,6 +72,7 @@ abstract class InferDeepGrow extends BasicInferTask {
   readonly spatialSize: number[];
   readonly margin: number;
   readonly sigma: number;
+  readonly threshold: number;
 
   constructor(opts: InferDeepGrowOptions, dimension: 2 | 3, description: string) {
     super({
@@ -87,6 +90,7 @@ abstract class InferDeepGrow extends BasicInferTask {
     this.spatialSize = opts.spatialSize ?? opts.modelSize;
     this.margin = opts.margin ?? 20;
     this.sigma = opts.sigma ?? 2;
+    this.threshold = opts.threshold ?? 0.5;
   }
 
   protected abstract guidanceTransforms(): Transform[];
@@ -111,7 +115,7 @@ abstract class InferDeepGrow extends BasicInferTask {
       // Probabilities go back to the image grid (linear), then the threshold: a mask resampled with torch's
       // "nearest" shifts by up to a voxel, which costs ~0.04 Dice on Colin27 slices.
       new RestoreLabeld({ keys: "pred", refImage: "image", mode: "linear" }),
-      new AsDiscreted({ keys: "pred", threshold: 0.5 }),
+      new AsDiscreted({ keys: "pred", threshold: this.threshold }),
     ];
   }
 

@@ -7,6 +7,7 @@ import type { Transform } from "../../transforms/compose.js";
 import {
   AddInitialSeedPointMissingLabelsd,
   AddRandomGuidanceDeepEditd,
+  DropGuidanceDeepEditd,
   FindAllValidSlicesMissingLabelsd,
   FindDiscrepancyRegionsDeepEditd,
 } from "../../transforms/deepedit.js";
@@ -31,6 +32,10 @@ export interface TrainDeepEditOptions extends BasicTrainTaskOptions {
    * default 0.5); the others train the automatic mode, with zero guidance. */
   deepgrowProbability?: number;
   maxTrainInteractions?: number;
+  /** Probability that a clicked batch starts from the automatic mode instead of seed clicks from the label
+   * (config `auto_start_probability`, default 0: MONAI's seeds always), so that its clicks correct the
+   * automatic prediction as an annotator's would. */
+  autoStartProbability?: number;
   /** Sigma of the click signals (default 3). */
   sigma?: number;
 }
@@ -60,6 +65,7 @@ export class TrainDeepEdit extends BasicTrainTask {
     return {
       max_train_interactions: this.opts.maxTrainInteractions ?? 5,
       deepgrow_probability_train: this.opts.deepgrowProbability ?? 0.5,
+      auto_start_probability: this.opts.autoStartProbability ?? 0,
       ...super.config(),
     };
   }
@@ -92,13 +98,14 @@ export class TrainDeepEdit extends BasicTrainTask {
     return [...(this.loadTransforms() as Transform[]), ...this.initTransforms()];
   }
 
-  initTransforms(): Transform[] {
+  initTransforms(autoStart = 0): Transform[] {
     const labelNames = this.opts.labelNames;
     const sigma = this.opts.sigma ?? 3;
     const is3d = this.opts.modelSize.length === 3;
     return [
       ...(is3d ? [new FindAllValidSlicesMissingLabelsd({ labelNames })] : []),
       new AddInitialSeedPointMissingLabelsd({ labelNames }),
+      ...(autoStart > 0 ? [new DropGuidanceDeepEditd({ labelNames, prob: autoStart })] : []),
       new AddGuidanceSignalDeepEditd({ keys: "image", sigma }),
     ];
   }
@@ -118,7 +125,7 @@ export class TrainDeepEdit extends BasicTrainTask {
 
   override trainIterationUpdate(req: Record<string, unknown>) {
     const interaction = new Interaction({
-      initTransforms: this.initTransforms(),
+      initTransforms: this.initTransforms(Number(req.auto_start_probability ?? 0)),
       clickTransforms: this.clickTransforms(),
       maxInteractions: Number(req.max_train_interactions),
       deepgrowProbability: Number(req.deepgrow_probability_train),

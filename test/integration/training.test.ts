@@ -49,6 +49,27 @@ const volume = (data: Uint8Array) => ({
   meta: {},
 });
 
+/** Uploads `count` synthetic blob images (img0..), with a final label on the first `labeled` of them. */
+async function seedBlobs(s: TestServer, dir: string, count: number, labeled: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const { image, mask } = sample(i + 1);
+    await writeImage2d(volume(image), join(dir, `img${i}.png`));
+    await writeImage2d(volume(mask), join(dir, `mask${i}.png`));
+    await s.upload(
+      `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
+      { f: null, id: `img${i}` },
+      { f: { data: await readFile(join(dir, `img${i}.png`)), name: `img${i}.png` } },
+    );
+    if (i < labeled) {
+      await s.upload(
+        `mutation ($f: File!, $id: ID!) { saveLabel(input: { imageId: $id, file: $f }) { __typename } }`,
+        { f: null, id: `img${i}` },
+        { f: { data: await readFile(join(dir, `mask${i}.png`)), name: `img${i}.png` } },
+      );
+    }
+  }
+}
+
 function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let inter = 0;
   let n = 0;
@@ -71,23 +92,7 @@ describe("training through GraphQL", () => {
       app: join(import.meta.dirname, "../fixtures/apps/training"),
       conf: { model_dir: join(dir, "model") },
     });
-    for (let i = 0; i < 10; i++) {
-      const { image, mask } = sample(i + 1);
-      await writeImage2d(volume(image), join(dir, `img${i}.png`));
-      await writeImage2d(volume(mask), join(dir, `mask${i}.png`));
-      await s.upload(
-        `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
-        { f: null, id: `img${i}` },
-        { f: { data: await readFile(join(dir, `img${i}.png`)), name: `img${i}.png` } },
-      );
-      if (i < 8) {
-        await s.upload(
-          `mutation ($f: File!, $id: ID!) { saveLabel(input: { imageId: $id, file: $f }) { __typename } }`,
-          { f: null, id: `img${i}` },
-          { f: { data: await readFile(join(dir, `mask${i}.png`)), name: `img${i}.png` } },
-        );
-      }
-    }
+    await seedBlobs(s, dir, 10, 8);
   });
   afterAll(async () => {
     await s.close();
@@ -231,21 +236,7 @@ describe("a training worker that dies", () => {
       app: join(import.meta.dirname, "../fixtures/apps/crashing"),
       conf: { model_dir: join(dir, "model") },
     });
-    for (let i = 0; i < 4; i++) {
-      const { image, mask } = sample(i + 1);
-      await writeImage2d(volume(image), join(dir, `img${i}.png`));
-      await writeImage2d(volume(mask), join(dir, `mask${i}.png`));
-      await s.upload(
-        `mutation ($f: File!, $id: String) { uploadImage(input: { file: $f, id: $id }) { __typename } }`,
-        { f: null, id: `img${i}` },
-        { f: { data: await readFile(join(dir, `img${i}.png`)), name: `img${i}.png` } },
-      );
-      await s.upload(
-        `mutation ($f: File!, $id: ID!) { saveLabel(input: { imageId: $id, file: $f }) { __typename } }`,
-        { f: null, id: `img${i}` },
-        { f: { data: await readFile(join(dir, `mask${i}.png`)), name: `img${i}.png` } },
-      );
-    }
+    await seedBlobs(s, dir, 4, 4);
   });
   afterAll(async () => {
     await s.close();

@@ -126,10 +126,55 @@ export interface BasicTrainTaskOptions {
   loadPath?: string;
 }
 
-const hhmmss = (ms: number) => {
+/** MONAI's time format in train_stats.json: H:MM:SS. */
+export const hhmmss = (ms: number) => {
   const s = Math.floor(ms / 1000);
   return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 };
+
+/** Where a training loop stands, for `trainStats`. */
+export interface TrainProgress {
+  iteration: number;
+  epoch: number;
+  maxEpochs: number;
+  iterationsPerEpoch: number;
+  /** Date.now() at the start. */
+  started: number;
+  /** Best validation key metric so far (-1 before any) and its epoch. */
+  best: number;
+  bestEpoch: number;
+  train: { name: string; value: number };
+  val: { name: string; value: number };
+  history: TrainingEvent[];
+}
+
+/** MONAI's train_stats.json record for a loop at `p`. */
+export function trainStats(p: TrainProgress): TrainStats {
+  return {
+    rank: 0,
+    current_iteration: p.iteration,
+    current_epoch: p.epoch,
+    total_epochs: p.maxEpochs,
+    total_iterations: p.iterationsPerEpoch,
+    epoch: p.epoch,
+    start_ts: Math.floor(p.started / 1000),
+    current_time: hhmmss(Date.now() - p.started),
+    best_metric: p.best,
+    train: {
+      metrics: { [p.train.name]: p.train.value },
+      key_metric_name: p.train.name,
+      best_metric: p.train.value,
+      best_metric_epoch: p.epoch,
+    },
+    eval: {
+      metrics: { [p.val.name]: p.val.value },
+      key_metric_name: p.val.name,
+      best_metric: p.best,
+      best_metric_epoch: p.bestEpoch,
+    },
+    history: p.history,
+  };
+}
 
 /**
  * MONAI Label's BasicTrainTask: an app overrides network, optimizer, lossFunction, trainPreTransforms,
@@ -307,30 +352,19 @@ export abstract class BasicTrainTask extends TrainTask {
     let lastValDice = 0;
     let iteration = 0;
     let epoch = 0;
-    const stats = (): TrainStats => ({
-      rank: 0,
-      current_iteration: iteration,
-      current_epoch: epoch,
-      total_epochs: maxEpochs,
-      total_iterations: Math.ceil(train.length / batchSize),
-      epoch,
-      start_ts: Math.floor(started / 1000),
-      current_time: hhmmss(Date.now() - started),
-      best_metric: best,
-      train: {
-        metrics: { [this.trainKeyMetric()]: lastTrainDice },
-        key_metric_name: this.trainKeyMetric(),
-        best_metric: lastTrainDice,
-        best_metric_epoch: epoch,
-      },
-      eval: {
-        metrics: { [this.valKeyMetric()]: lastValDice },
-        key_metric_name: this.valKeyMetric(),
-        best_metric: best,
-        best_metric_epoch: bestEpoch,
-      },
-      history,
-    });
+    const stats = (): TrainStats =>
+      trainStats({
+        iteration,
+        epoch,
+        maxEpochs,
+        iterationsPerEpoch: Math.ceil(train.length / batchSize),
+        started,
+        best,
+        bestEpoch,
+        train: { name: this.trainKeyMetric(), value: lastTrainDice },
+        val: { name: this.valKeyMetric(), value: lastValDice },
+        history,
+      });
     try {
       for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
         let diceSum = 0;

@@ -24,12 +24,14 @@ import type { AnyTransform } from "../../transforms/random.js";
 import { MetaTensor, toCOrder } from "../../transforms/tensor.js";
 import {
   DEFAULT_TRAIN_CONFIG,
+  hhmmss,
   type TrainContext,
   type TrainItem,
   type TrainingEvent,
   type TrainRequest,
   type TrainStats,
   TrainTask,
+  trainStats,
 } from "./basic-train-task.js";
 
 export interface LabelToClassdOptions extends MapTransformOptions {
@@ -104,11 +106,6 @@ export interface ClassificationTrainTaskOptions {
   labels: string[];
   config?: Record<string, unknown>;
 }
-
-const hhmmss = (ms: number) => {
-  const s = Math.floor(ms / 1000);
-  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-};
 
 /**
  * MONAI Label's train task for classification models (the endoscopy `inbody` model): cross-entropy on the
@@ -231,30 +228,19 @@ export abstract class ClassificationTrainTask extends TrainTask {
       let valAcc = 0;
       let iteration = 0;
       let epoch = 0;
-      const stats = (): TrainStats => ({
-        rank: 0,
-        current_iteration: iteration,
-        current_epoch: epoch,
-        total_epochs: maxEpochs,
-        total_iterations: Math.ceil(train.length / batchSize),
-        epoch,
-        start_ts: Math.floor(started / 1000),
-        current_time: hhmmss(Date.now() - started),
-        best_metric: best,
-        train: {
-          metrics: { train_accuracy: trainAcc },
-          key_metric_name: "train_accuracy",
-          best_metric: trainAcc,
-          best_metric_epoch: epoch,
-        },
-        eval: {
-          metrics: { val_accuracy: valAcc },
-          key_metric_name: "val_accuracy",
-          best_metric: best,
-          best_metric_epoch: bestEpoch,
-        },
-        history,
-      });
+      const stats = (): TrainStats =>
+        trainStats({
+          iteration,
+          epoch,
+          maxEpochs,
+          iterationsPerEpoch: Math.ceil(train.length / batchSize),
+          started,
+          best,
+          bestEpoch,
+          train: { name: "train_accuracy", value: trainAcc },
+          val: { name: "val_accuracy", value: valAcc },
+          history,
+        });
       for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
         let correct = 0;
         let seen = 0;

@@ -34,7 +34,7 @@ import { createLogger } from "../../src/logger.js";
 import { UNet } from "../../src/nn/unet.js";
 import { buildServer, type Server } from "../../src/server.js";
 import { type BasicInferTask, centroids } from "../../src/tasks/infer/basic-infer-task.js";
-import { Compose, type Data } from "../../src/transforms/compose.js";
+import { Compose, type Data, fusedPlan } from "../../src/transforms/compose.js";
 import { Invertd } from "../../src/transforms/inverse.js";
 import { fromCOrder, type MetaTensor, toCOrder, toVolume } from "../../src/transforms/tensor.js";
 import {
@@ -341,11 +341,18 @@ async function main(): Promise<void> {
       );
       data = inv.value;
       add("invert: Invertd", inv.ms);
+      const postInput = data;
       for (const t of task.postTransforms(data)) {
         const r = await timed(() => t.call(data));
         data = r.value;
-        add(`post: ${t.constructor.name}`, r.ms);
+        add(`post: ${t.constructor.name} (alone)`, r.ms);
       }
+      // What BasicInferTask runs: Compose fuses sigmoid + threshold into one pass (same result).
+      const plan = fusedPlan(task.postTransforms(postInput)).map((t) => t.constructor.name);
+      add(
+        `post: Compose, as run (${plan.join(" + ")})`,
+        (await timed(() => new Compose(task.postTransforms(postInput)).call(postInput))).ms,
+      );
       const pred = data.pred as MetaTensor;
       const vol = await timed(() => toVolume(pred, "uint8"));
       add("write: toVolume(uint8)", vol.ms);

@@ -10,6 +10,7 @@ import type { GraphBuilder } from "../graph/builder.js";
 import { formatShape, numel, prune, type Value } from "../graph/ir.js";
 import { serializeGraph } from "../graph/serialize.js";
 import { TrainingGraphBuilder } from "../graph/training.js";
+import { createPlacedSession, type Device, type PlacedSession, type ProviderProbe } from "../runtime/providers.js";
 import type { Network, ParameterEntry } from "./module.js";
 import type { LRSchedule, Optimizer, ParamSlot } from "./optim.js";
 
@@ -155,6 +156,13 @@ export interface TrainerOptions {
   threads?: number;
   /** Learning rate by step index, used when `step` gets no lr. */
   schedule?: LRSchedule;
+  /**
+   * Where the steps run (default "cpu"). "cuda[:N]" uses onnxruntime's CUDA provider when it is installed and
+   * starts; otherwise the CPU, and `placement()` says why.
+   */
+  device?: Device;
+  /** How the CUDA provider is detected (tests replace it). */
+  probe?: ProviderProbe;
 }
 
 /** A checkpoint: network tensors (network names), optimizer state and the number of steps taken. */
@@ -174,6 +182,7 @@ export interface StepResult {
 /** Runs a TrainStep repeatedly, carrying parameters and optimizer state between runs. */
 export class Trainer {
   private session: Promise<ort.InferenceSession> | undefined;
+  private placed: PlacedSession | undefined;
   private readonly values = new Map<string, Float32Array>();
   /** Network tensors the graph does not read (kept for checkpoints and parameters()). */
   private readonly unused = new Map<string, ParameterEntry>();
@@ -203,16 +212,34 @@ export class Trainer {
   }
 
   private open(): Promise<ort.InferenceSession> {
-    this.session ??= ort.InferenceSession.create(this.trainStep.model, {
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      interOpNumThreads: 1,
-      ...(this.options.threads !== undefined ? { intraOpNumThreads: this.options.threads } : {}),
-      logSeverityLevel: 3,
-      // Subnormal gradients and Adam moments double the step time after a few dozen steps (study, Q4.2).
-      extra: { session: { set_denormal_as_zero: "1" } },
+    this.session ??= createPlacedSession(
+      this.trainStep.model,
+      this.options.device ?? "cpu",
+      {
+        graphOptimizationLevel: "all",
+        executionMode: "sequential",
+        interOpNumThreads: 1,
+        ...(this.options.threads !== undefined ? { intraOpNumThreads: this.options.threads } : {}),
+        logSeverityLevel: 3,
+        // Subnormal gradients and Adam moments double the step time after a few dozen steps (study, Q4.2).
+        extra: { session: { set_denormal_as_zero: "1" } },
+      },
+      this.options.probe,
+    ).then((placed) => {
+      this.placed = placed;
+      return placed.session;
     });
     return this.session;
+  }
+
+  /**
+   * Where the steps run: the provider used and, when it is not the one asked for, why. Creates the session if
+   * no step has yet.
+   */
+  async placement(): Promise<{ device: Device; provider: PlacedSession["provider"]; warning?: string }> {
+    await this.open();
+    const { provider, warning } = this.placed!;
+    return { device: this.options.device ?? "cpu", provider, ...(warning === undefined ? {} : { warning }) };
   }
 
   /** One optimizer step on a batch; lr defaults to the schedule's value for this step. */

@@ -1,5 +1,20 @@
 export { ModelLoadError, ModelRunError, SessionPoolClosedError } from "./errors.js";
-export { type PredictorOptions, predictorNames, sessionPredictor, withPredictor } from "./predictor.js";
+export {
+  fixedBatchPredictor,
+  type PredictorOptions,
+  predictorNames,
+  sessionPredictor,
+  withPredictor,
+} from "./predictor.js";
+export {
+  CUDA_MISSING,
+  createPlacedSession,
+  cudaMissing,
+  isDevice,
+  type PlacedSession,
+  type ProviderProbe,
+  parseDevice,
+} from "./providers.js";
 export {
   cudaLibraryInstalled,
   type Device,

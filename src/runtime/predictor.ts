@@ -100,3 +100,39 @@ export async function withPredictor<T>(
     lease.release();
   }
 }
+
+/**
+ * A predictor for a model whose batch size is fixed at `size` (labelgraph's graphs have static shapes): a call
+ * with fewer items is zero-padded up to `size` and the output cut back; a call with more is split.
+ */
+export function fixedBatchPredictor(predictor: Predictor, size: number): Predictor {
+  if (!Number.isInteger(size) || size < 1) {
+    throw new RangeError(`batch size must be a positive integer, got ${size}`);
+  }
+  return async (input) => {
+    const n = input.shape[0]!;
+    if (n === size) {
+      return predictor(input);
+    }
+    const per = input.data.length / n;
+    const outs: Float32Tensor[] = [];
+    for (let b = 0; b < n; b += size) {
+      const k = Math.min(size, n - b);
+      const chunk = new Float32Array(per * size);
+      chunk.set(input.data.subarray(b * per, (b + k) * per));
+      const out = await predictor({ data: chunk, shape: [size, ...input.shape.slice(1)] });
+      const perOut = out.data.length / size;
+      outs.push({ data: out.data.subarray(0, perOut * k), shape: [k, ...out.shape.slice(1)] });
+    }
+    if (outs.length === 1) {
+      return outs[0]!;
+    }
+    const data = new Float32Array(outs.reduce((a, o) => a + o.data.length, 0));
+    let offset = 0;
+    for (const o of outs) {
+      data.set(o.data, offset);
+      offset += o.data.length;
+    }
+    return { data, shape: [n, ...outs[0]!.shape.slice(1)] };
+  };
+}

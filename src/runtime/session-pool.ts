@@ -16,17 +16,15 @@
  *   the previous version of that model to leases that hold it). A failed version is remembered, so repeated
  *   requests do not re-parse a broken file until it changes.
  */
-import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { InferenceSession, listSupportedBackends } from "onnxruntime-node";
+import { resolve } from "node:path";
+import type { InferenceSession } from "onnxruntime-node";
 import type { Logger } from "../logger.js";
 import { ModelLoadError, ModelRunError, SessionPoolClosedError } from "./errors.js";
+import { createPlacedSession, type Device, isDevice, type Provider, type ProviderProbe } from "./providers.js";
 
-export type Device = "cpu" | "cuda" | `cuda:${number}`;
-export type Provider = "cpu" | "cuda";
+export { cudaLibraryInstalled, type Device, type Provider } from "./providers.js";
 
 export interface SessionRequest {
   /** Model file (.onnx). Relative paths resolve against the working directory. */
@@ -82,10 +80,9 @@ export interface SessionPoolOptions {
   /** Extra session options, applied under the pool's own (threads, optimisation level, denormals, providers). */
   sessionOptions?: InferenceSession.SessionOptions;
   logger?: Logger;
-  /** Backend list; default onnxruntime-node's `listSupportedBackends` (tests replace it). */
-  listBackends?: () => ReadonlyArray<{ name: string; bundled: boolean }>;
-  /** Whether the CUDA provider library is installed; default: look next to the onnxruntime-node binding. */
-  cudaLibraryInstalled?: () => boolean;
+  /** How the CUDA provider is detected (tests replace it). */
+  listBackends?: ProviderProbe["listBackends"];
+  cudaLibraryInstalled?: ProviderProbe["cudaLibraryInstalled"];
 }
 
 interface Entry {
@@ -96,8 +93,6 @@ interface Entry {
   retired: boolean;
   disposed: boolean;
 }
-
-const CUDA_MISSING = "CUDA requested but its libraries are not installed; running on CPU";
 
 export class SessionPool {
   readonly #threads: number;
@@ -210,7 +205,7 @@ export class SessionPool {
     const device = request.device ?? "cpu";
     const threads = request.threads ?? this.#threads;
     checkThreads(threads);
-    if (!/^(cpu|cuda(:\d+)?)$/.test(device)) {
+    if (!isDevice(device)) {
       throw new ModelLoadError(path, `unknown device ${JSON.stringify(device)} (use "cpu", "cuda" or "cuda:N")`);
     }
     const slot = JSON.stringify([path, device, threads]);
@@ -300,37 +295,14 @@ export class SessionPool {
         },
       },
     };
-    const cpu: InferenceSession.SessionOptions = { ...base, executionProviders: ["cpu"] };
-    let provider: Provider = "cpu";
-    let warning: string | undefined;
-    let options = cpu;
-    if (device !== "cpu") {
-      const missing = this.#cudaMissing();
-      if (missing) {
-        warning = `${CUDA_MISSING} (${missing})`;
-      } else {
-        const deviceId = device.includes(":") ? Number(device.slice(5)) : 0;
-        options = { ...base, executionProviders: [{ name: "cuda", deviceId }, "cpu"] };
-        provider = "cuda";
-      }
-    }
     const started = performance.now();
-    let session: InferenceSession;
+    let placed: Awaited<ReturnType<typeof createPlacedSession>>;
     try {
-      session = await InferenceSession.create(path, options);
+      placed = await createPlacedSession(path, device, base, this.#options);
     } catch (err) {
-      if (provider !== "cuda") {
-        throw new ModelLoadError(path, err);
-      }
-      // Try the CPU alone: a CUDA provider that cannot start (no driver, no GPU) is not the model's fault.
-      try {
-        session = await InferenceSession.create(path, cpu);
-      } catch (cpuErr) {
-        throw new ModelLoadError(path, cpuErr);
-      }
-      provider = "cpu";
-      warning = `CUDA requested but the CUDA execution provider failed to start; running on CPU (${errorMessage(err)})`;
+      throw new ModelLoadError(path, err);
     }
+    const { session, provider, warning } = placed;
     const loadMs = performance.now() - started;
     this.#loads++;
     if (this.#closed) {
@@ -355,19 +327,6 @@ export class SessionPool {
       loadMs,
     };
     return { slot, seq, info: Object.freeze(info), refs: 0, retired: false, disposed: false };
-  }
-
-  /** Why the CUDA provider cannot be used, or undefined when it can be tried. */
-  #cudaMissing(): string | undefined {
-    const backends = (this.#options.listBackends ?? listSupportedBackends)();
-    const cuda = backends.find((b) => b.name === "cuda");
-    if (!cuda) {
-      return "this onnxruntime-node build has no CUDA backend";
-    }
-    if (cuda.bundled || (this.#options.cudaLibraryInstalled ?? cudaLibraryInstalled)()) {
-      return undefined;
-    }
-    return "onnxruntime-node was installed without its CUDA 12 provider libraries; reinstall it with ONNXRUNTIME_NODE_INSTALL=cuda12";
   }
 
   #ref(entry: Entry, pin: boolean): Entry {
@@ -428,24 +387,8 @@ async function fileVersion(path: string): Promise<string> {
   return `${st.ino}-${st.mtimeNs}-${st.size}`;
 }
 
-/** Whether onnxruntime-node's CUDA provider library sits next to its native binding. */
-export function cudaLibraryInstalled(): boolean {
-  try {
-    const pkgDist = dirname(createRequire(import.meta.url).resolve("onnxruntime-node"));
-    const dir = join(pkgDist, "..", "bin", "napi-v6", process.platform, process.arch);
-    const lib = process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
-    return existsSync(join(dir, lib));
-  } catch {
-    return false;
-  }
-}
-
 function checkThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new RangeError(`threads must be a positive integer, got ${threads}`);
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

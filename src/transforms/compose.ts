@@ -18,6 +18,34 @@ export interface InvertibleTransform extends Transform {
   inverse(d: Data, options?: InverseOptions): Data;
 }
 
+/**
+ * A transform that can stand in for itself followed by `next` in one pass, with a result identical to running
+ * both (Compose.call uses it; `inverse` and `flatten` still see the transforms as written).
+ */
+export interface FusibleTransform extends Transform {
+  /** The fused transform, or undefined when `next` cannot be fused with this one. */
+  fuseWith(next: Transform): Transform | undefined;
+}
+
+function isFusible(t: Transform): t is FusibleTransform {
+  return typeof (t as Partial<FusibleTransform>).fuseWith === "function";
+}
+
+/** The transforms to run: each fusible transform merged with the ones after it where it can be. */
+export function fusedPlan(transforms: readonly Transform[]): Transform[] {
+  const plan: Transform[] = [];
+  for (const t of transforms) {
+    const prev = plan[plan.length - 1];
+    const fused = prev !== undefined && isFusible(prev) ? prev.fuseWith(t) : undefined;
+    if (fused) {
+      plan[plan.length - 1] = fused;
+    } else {
+      plan.push(t);
+    }
+  }
+  return plan;
+}
+
 export function isInvertible(t: Transform): t is InvertibleTransform {
   return typeof (t as Partial<InvertibleTransform>).inverse === "function";
 }
@@ -113,9 +141,10 @@ export class Compose implements InvertibleTransform {
     this.transforms = [...transforms];
   }
 
+  /** Runs the transforms in order; adjacent ones that fuse (FusibleTransform) run as one, with the same result. */
   async call(d: Data): Promise<Data> {
     let out = d;
-    for (const t of this.transforms) {
+    for (const t of fusedPlan(this.transforms)) {
       out = await t.call(out);
     }
     return out;

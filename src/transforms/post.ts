@@ -1,5 +1,12 @@
 import { aff2axcodes, DEFAULT_AXIS_LABELS, toAffineNd } from "./affine.js";
-import { type Data, MapTransform, type MapTransformOptions, perKey } from "./compose.js";
+import {
+  type Data,
+  type FusibleTransform,
+  MapTransform,
+  type MapTransformOptions,
+  perKey,
+  type Transform,
+} from "./compose.js";
 import { type InterpolateMode, largestComponentsMask } from "./kernels.js";
 import { orient, resizeTensor } from "./spatial.js";
 import { type Affine, cloneAffine, MetaTensor, pad3, spatialOf, tensorAt } from "./tensor.js";
@@ -73,7 +80,7 @@ export interface ActivationsdOptions extends MapTransformOptions {
 }
 
 /** MONAI's `Activationsd`: sigmoid, or softmax over channels (dim 0), then `other`. */
-export class Activationsd extends MapTransform {
+export class Activationsd extends MapTransform implements FusibleTransform {
   readonly sigmoid: boolean[];
   readonly softmax: boolean[];
   readonly other: ((v: number) => number) | undefined;
@@ -123,6 +130,77 @@ export class Activationsd extends MapTransform {
       if (this.other) {
         for (let i = 0; i < out.length; i++) {
           out[i] = this.other(out[i]!);
+        }
+      }
+      d[key] = t.derive({ data: out, shape: t.shape });
+    }
+    return d;
+  }
+
+  /**
+   * Sigmoid then `AsDiscreted` threshold on the same keys (the usual binary segmentation post-processing) fuse
+   * into one pass without `Math.exp` for all but the values next to the cut point (SigmoidThresholdd).
+   */
+  fuseWith(next: Transform): Transform | undefined {
+    if (!(next instanceof AsDiscreted) || this.other !== undefined) {
+      return undefined;
+    }
+    const sameKeys =
+      next.keys.length === this.keys.length &&
+      next.keys.every((k, i) => k === this.keys[i]) &&
+      next.allowMissingKeys === this.allowMissingKeys;
+    if (!sameKeys) {
+      return undefined;
+    }
+    const thresholds: number[] = [];
+    for (let k = 0; k < this.keys.length; k++) {
+      const threshold = next.threshold[k];
+      const plainThreshold =
+        !next.argmax[k] && next.toOnehot[k] === undefined && next.rounding[k] === undefined && threshold !== undefined;
+      if (!plainThreshold || !this.sigmoid[k] || !(threshold > 0 && threshold < 1)) {
+        return undefined;
+      }
+      thresholds.push(threshold);
+    }
+    return new SigmoidThresholdd({ keys: this.keys, allowMissingKeys: this.allowMissingKeys }, thresholds);
+  }
+}
+
+/**
+ * `Activationsd(sigmoid)` followed by `AsDiscreted(threshold)` in one pass, bit for bit the same result.
+ * sigmoid is monotone, so `f32(sigmoid(x)) >= t` is decided by comparing x with logit(t), except within a band
+ * around that cut where float rounding could tip it: there the value is computed exactly as the two transforms
+ * would. Built by `Activationsd.fuseWith` (Compose does it); not meant to be written in a pipeline.
+ */
+export class SigmoidThresholdd extends MapTransform {
+  readonly thresholds: number[];
+
+  constructor(options: MapTransformOptions, thresholds: number[]) {
+    super(options);
+    this.thresholds = thresholds;
+  }
+
+  call(data: Data): Data {
+    const d = { ...data };
+    for (const [key, k] of this.keyIterator(d)) {
+      const t = tensorAt(d, key, this.name);
+      const threshold = this.thresholds[k]!;
+      const cut = Math.log(threshold / (1 - threshold));
+      // Far wider than any rounding of exp, the division and the float32 store can move the cut.
+      const band = 1e-3 * (1 + Math.abs(cut));
+      const lo = cut - band;
+      const hi = cut + band;
+      const src = t.data;
+      const out = new Float32Array(src.length);
+      const f32 = new Float32Array(1);
+      for (let i = 0; i < src.length; i++) {
+        const x = src[i]!;
+        if (x > hi) {
+          out[i] = 1;
+        } else if (!(x < lo)) {
+          // Near the cut, or NaN (which gives 0, as NaN >= t is false).
+          f32[0] = 1 / (1 + Math.exp(-x));
+          out[i] = f32[0]! >= threshold ? 1 : 0;
         }
       }
       d[key] = t.derive({ data: out, shape: t.shape });

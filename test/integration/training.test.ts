@@ -180,6 +180,35 @@ describe("training through GraphQL", () => {
     expect(stopped.data?.stopTraining.data).toEqual({ status: "CANCELLED" });
     expect((await s.gql("{ models { name } }")).data).toEqual({ models: [{ name: "segmentation" }] });
   });
+  it("takes device and val_batch_size: CUDA without its libraries trains on the CPU and the job says so", async () => {
+    const run = async (params: string) => {
+      const started = await s.gql<{ startTraining: { data: Row } }>(
+        `mutation { startTraining(input: { model: "segmentation", params: ${params} }) { ... on StartTrainingSuccess { data { id } } } }`,
+      );
+      const id = (started.data?.startTraining.data as Row | undefined)?.id as string;
+      for (;;) {
+        const job = (await s.gql<{ job: Row }>(`{ job(id: "${id}") { status error result } }`)).data?.job as Row;
+        if (job.status !== "QUEUED" && job.status !== "RUNNING") {
+          return job;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const job = await run(`{ max_epochs: 2, device: ["cuda"], val_batch_size: 2 }`);
+    expect(job.status).toBe("SUCCEEDED");
+    const placed = (job.result as { device: { device: string; provider: string; warning?: string } }).device;
+    expect(placed.device).toBe("cuda");
+    if (placed.provider === "cpu") {
+      expect(placed.warning).toMatch(/^CUDA requested but/);
+    }
+    const stats = JSON.parse(await readFile(join(dir, "model", "train", "train_stats.json"), "utf8"));
+    expect(stats.device).toEqual(placed);
+    expect(stats.eval.metrics.val_mean_dice).toBeGreaterThan(0.6);
+
+    const bad = await run(`{ max_epochs: 1, device: "tpu" }`);
+    expect(bad.status).toBe("FAILED");
+    expect(bad.error).toMatch(/unknown device "tpu"/);
+  });
 });
 
 describe("training history across a restart", () => {

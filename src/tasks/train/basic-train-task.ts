@@ -17,7 +17,8 @@ import { diceLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import { Adam, type Optimizer } from "../../nn/optim.js";
 import { buildTrainStep, Trainer } from "../../nn/train-step.js";
-import { withPredictor } from "../../runtime/predictor.js";
+import { fixedBatchPredictor, withPredictor } from "../../runtime/predictor.js";
+import { type Device, parseDevice } from "../../runtime/providers.js";
 import { SessionPool } from "../../runtime/session-pool.js";
 import { Compose, type Data, type Transform } from "../../transforms/compose.js";
 import type { AnyTransform } from "../../transforms/random.js";
@@ -63,6 +64,8 @@ export interface TrainContext {
   emit(event: TrainingEvent): void;
   /** Called after a new best model was published. */
   published?(path: string): void;
+  /** Something the client should know that does not stop the run (e.g. CUDA asked for, CPU used). */
+  warn?(message: string): void;
 }
 
 export interface TrainRequest {
@@ -85,6 +88,14 @@ export interface TrainStats {
   train: { metrics: Record<string, number>; key_metric_name: string; best_metric: number; best_metric_epoch: number };
   eval: { metrics: Record<string, number>; key_metric_name: string; best_metric: number; best_metric_epoch: number };
   history: TrainingEvent[];
+  /** Where the steps ran (labelgraph's addition): the device asked for, the provider used, and why if they differ. */
+  device?: TrainPlacement;
+}
+
+export interface TrainPlacement {
+  device: string;
+  provider: string;
+  warning?: string;
 }
 
 /** What an iteration update gets: the network and the trainer holding its current weights. */
@@ -146,6 +157,7 @@ export interface TrainProgress {
   train: { name: string; value: number };
   val: { name: string; value: number };
   history: TrainingEvent[];
+  placement?: TrainPlacement;
 }
 
 /** MONAI's train_stats.json record for a loop at `p`. */
@@ -173,6 +185,7 @@ export function trainStats(p: TrainProgress): TrainStats {
       best_metric_epoch: p.bestEpoch,
     },
     history: p.history,
+    ...(p.placement ? { device: p.placement } : {}),
   };
 }
 
@@ -287,6 +300,7 @@ export abstract class BasicTrainTask extends TrainTask {
     const lr = Number(req.learning_rate);
     const valInterval = Math.max(1, Number(req.val_interval));
     const patience = Number(req.early_stop_patience);
+    const device = parseDevice(req.device);
     if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
       throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
     }
@@ -309,7 +323,6 @@ export abstract class BasicTrainTask extends TrainTask {
       dropLast: dataset.length >= batchSize,
       keys: ["image", "label"],
     });
-    const valPipe = new Compose(this.valPreTransforms(req));
     const post = this.trainPostTransforms(req);
     const trainPost = post.length > 0 ? new Compose(post) : null;
     const firstBatch = (await loader.epoch(0)[Symbol.asyncIterator]().next()).value as
@@ -337,9 +350,12 @@ export abstract class BasicTrainTask extends TrainTask {
       loss: this.lossFunction(req),
       optimizer: this.optimizer(req),
     });
-    const trainer = new Trainer(step);
+    const trainer = new Trainer(step, { device });
+    const placement = await trainer.placement();
+    if (placement.warning) {
+      ctx.warn?.(placement.warning);
+    }
     const pool = new SessionPool({});
-    const scratch = await mkdtemp(join(tmpdir(), "labelgraph-train-"));
     const started = Date.now();
     const history: TrainingEvent[] = [];
     const emit = (e: TrainingEvent) => {
@@ -364,6 +380,7 @@ export abstract class BasicTrainTask extends TrainTask {
         train: { name: this.trainKeyMetric(), value: lastTrainDice },
         val: { name: this.valKeyMetric(), value: lastValDice },
         history,
+        placement,
       });
     try {
       for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
@@ -400,7 +417,10 @@ export abstract class BasicTrainTask extends TrainTask {
         lastTrainDice = diceN ? diceSum / diceN : 0;
         let valDice: number | null = null;
         if ((val.length > 0 && epoch % valInterval === 0) || ctx.signal.aborted) {
-          valDice = val.length > 0 ? await this.validate(network, trainer, valPipe, val, req, pool, scratch) : null;
+          if (val.length > 0) {
+            network.loadParameters(trainer.parameters());
+            valDice = await this.evaluate(network, val, req, { pool, device });
+          }
         }
         const metric = valDice ?? lastTrainDice;
         lastValDice = valDice ?? lastValDice;
@@ -437,37 +457,104 @@ export abstract class BasicTrainTask extends TrainTask {
       await loader.close();
       trainer.release();
       await pool.close({ force: true });
+    }
+  }
+
+  /**
+   * Mean Dice of `network` (its current weights) over `items` run through valPreTransforms and the val inferer,
+   * output thresholded at 0.5 after a sigmoid: the validation of each val_interval, public so that scripts can
+   * score held-out data the same way. `val_batch_size` images of the same shape go through the inferer together
+   * (MONAI's val DataLoader batch); the forward graph, static in shape, is written once per image shape, with the
+   * sliding window's `swBatchSize` or the batch as its batch size (a smaller last call is zero-padded).
+   */
+  async evaluate(
+    network: Network,
+    items: TrainItem[],
+    req: Record<string, unknown>,
+    using: { pool?: SessionPool; device?: Device } = {},
+  ): Promise<number> {
+    if (items.length === 0) {
+      throw new InvalidInputError("nothing to evaluate: no items");
+    }
+    const pipe = new Compose(this.valPreTransforms(req));
+    const pool = using.pool ?? new SessionPool({});
+    const device = using.device ?? parseDevice(req.device);
+    const scratch = await mkdtemp(join(tmpdir(), "labelgraph-val-"));
+    try {
+      return await this.evaluateIn(network, pipe, items, req, pool, scratch, device);
+    } finally {
+      if (!using.pool) {
+        await pool.close({ force: true });
+      }
       await rm(scratch, { recursive: true, force: true });
     }
   }
 
-  private async validate(
+  private async evaluateIn(
     network: Network,
-    trainer: Trainer,
     pipe: Compose,
     val: TrainItem[],
     req: Record<string, unknown>,
     pool: SessionPool,
     scratch: string,
+    device: Device,
   ): Promise<number> {
-    network.loadParameters(trainer.parameters());
+    const valBatchSize = Math.max(1, Number(req.val_batch_size) || 1);
+    const version = `${Date.now()}-${Math.random()}`;
+    const models = new Map<string, string>();
     let sum = 0;
-    for (const item of val) {
-      const { image, label } = await this.sample(pipe, item);
+    let pending: { image: MetaTensor; label: MetaTensor }[] = [];
+    const flush = async () => {
+      if (pending.length === 0) {
+        return;
+      }
+      const batch = pending;
+      pending = [];
+      const first = batch[0]!.image;
       const inferer = this.valInferer(req);
       // The forward graph has static shapes: the window for a sliding window, else the whole image.
-      const spatial =
-        inferer instanceof SlidingWindowInferer
-          ? resolveRoiSize(inferer.roiSize, image.spatialShape)
-          : image.spatialShape;
-      const inputShape = [1, image.channels, ...spatial];
-      const path = join(scratch, `val-${inputShape.join("x")}.onnx`);
-      await writeFile(path, network.toOnnx({ inputShape }));
-      const out = await withPredictor(pool, { path, version: String(Date.now()) + Math.random() }, (predictor) =>
-        inferer.infer({ data: toCOrder(image), shape: [1, ...image.shape] }, predictor),
+      const sliding = inferer instanceof SlidingWindowInferer;
+      const spatial = sliding ? resolveRoiSize(inferer.roiSize, first.spatialShape) : first.spatialShape;
+      const graphBatch = sliding ? inferer.swBatchSize : batch.length;
+      const inputShape = [graphBatch, first.channels, ...spatial];
+      const key = inputShape.join("x");
+      let path = models.get(key);
+      if (!path) {
+        path = join(scratch, `val-${key}.onnx`);
+        await writeFile(path, network.toOnnx({ inputShape }));
+        models.set(key, path);
+      }
+      const per = first.data.length;
+      const input = new Float32Array(per * batch.length);
+      for (const [b, { image }] of batch.entries()) {
+        input.set(toCOrder(image), b * per);
+      }
+      const out = await withPredictor(pool, { path, version: `${key}-${version}`, device }, (predictor) =>
+        inferer.infer(
+          { data: input, shape: [batch.length, ...first.shape] },
+          fixedBatchPredictor(predictor, graphBatch),
+        ),
       );
-      sum += dice(out.data, toCOrder(label));
+      const perOut = out.data.length / batch.length;
+      batch.forEach(({ label }, b) => {
+        sum += dice(out.data.subarray(b * perOut, (b + 1) * perOut), toCOrder(label));
+      });
+    };
+    for (const item of val) {
+      const sample = await this.sample(pipe, item);
+      const head = pending[0]?.image;
+      if (
+        head &&
+        (head.shape.length !== sample.image.shape.length || head.shape.some((v, i) => v !== sample.image.shape[i]))
+      ) {
+        await flush();
+      }
+      pending.push(sample);
+      if (pending.length >= valBatchSize) {
+        await flush();
+      }
     }
+    await flush();
     return sum / val.length;
   }
 

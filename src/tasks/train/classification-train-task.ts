@@ -11,7 +11,8 @@ import { crossEntropyLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import { Adam, type Optimizer } from "../../nn/optim.js";
 import { buildTrainStep, Trainer } from "../../nn/train-step.js";
-import { withPredictor } from "../../runtime/predictor.js";
+import { fixedBatchPredictor, withPredictor } from "../../runtime/predictor.js";
+import { type Device, parseDevice } from "../../runtime/providers.js";
 import { SessionPool } from "../../runtime/session-pool.js";
 import {
   Compose,
@@ -169,6 +170,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
     const batchSize = Math.max(1, Number(req.train_batch_size));
     const lr = Number(req.learning_rate);
     const valInterval = Math.max(1, Number(req.val_interval));
+    const device = parseDevice(req.device);
     if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
       throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
     }
@@ -215,7 +217,11 @@ export abstract class ClassificationTrainTask extends TrainTask {
         loss: this.lossFunction(req),
         optimizer: this.optimizer(req),
       });
-      trainer = new Trainer(step);
+      trainer = new Trainer(step, { device });
+      const placement = await trainer.placement();
+      if (placement.warning) {
+        ctx.warn?.(placement.warning);
+      }
       const started = Date.now();
       const history: TrainingEvent[] = [];
       const emit = (e: TrainingEvent) => {
@@ -240,6 +246,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
           train: { name: "train_accuracy", value: trainAcc },
           val: { name: "val_accuracy", value: valAcc },
           history,
+          placement,
         });
       for (epoch = 1; epoch <= maxEpochs && !ctx.signal.aborted; epoch++) {
         let correct = 0;
@@ -272,7 +279,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
         let epochVal: number | null = null;
         if (val.length > 0 && (epoch % valInterval === 0 || ctx.signal.aborted)) {
           network.loadParameters(trainer.parameters());
-          epochVal = await this.validate(network, imageShape, valPipe, val, pool, scratch);
+          epochVal = await this.validate(network, imageShape, valPipe, val, pool, scratch, req, device);
           valAcc = epochVal;
         }
         const metric = epochVal ?? trainAcc;
@@ -310,6 +317,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
     }
   }
 
+  /** Accuracy over the val items, `val_batch_size` images per forward run. */
   private async validate(
     network: Network,
     imageShape: number[],
@@ -317,26 +325,37 @@ export abstract class ClassificationTrainTask extends TrainTask {
     val: TrainItem[],
     pool: SessionPool,
     scratch: string,
+    req: Record<string, unknown>,
+    device: Device,
   ): Promise<number> {
+    const valBatchSize = Math.max(1, Number(req.val_batch_size) || 1);
     const path = join(scratch, `val-${Date.now()}-${Math.random().toString(36).slice(2)}.onnx`);
-    await writeFile(path, network.toOnnx({ inputShape: [1, ...imageShape] }));
+    await writeFile(path, network.toOnnx({ inputShape: [valBatchSize, ...imageShape] }));
+    const per = imageShape.reduce((a, b) => a * b, 1);
     let correct = 0;
-    for (const item of val) {
-      const d = (await pipe.call({ image: item.image, label: item.label })) as Data;
-      const image = d.image;
-      const label = d.label;
-      if (!(image instanceof MetaTensor) || !(label instanceof MetaTensor)) {
-        throw new InvalidInputError("val pre-transforms must leave tensors under image and label");
+    for (let start = 0; start < val.length; start += valBatchSize) {
+      const items = val.slice(start, start + valBatchSize);
+      const input = new Float32Array(per * items.length);
+      const labels = new Float32Array(items.length);
+      for (const [b, item] of items.entries()) {
+        const d = (await pipe.call({ image: item.image, label: item.label })) as Data;
+        const image = d.image;
+        const label = d.label;
+        if (!(image instanceof MetaTensor) || !(label instanceof MetaTensor)) {
+          throw new InvalidInputError("val pre-transforms must leave tensors under image and label");
+        }
+        if (image.shape.join() !== imageShape.join()) {
+          throw new InvalidInputError(
+            `val image shape [${image.shape.join(", ")}] differs from training's [${imageShape.join(", ")}]; resize both`,
+          );
+        }
+        input.set(toCOrder(image), b * per);
+        labels[b] = label.data[0]!;
       }
-      if (image.shape.join() !== imageShape.join()) {
-        throw new InvalidInputError(
-          `val image shape [${image.shape.join(", ")}] differs from training's [${imageShape.join(", ")}]; resize both`,
-        );
-      }
-      const logits = await withPredictor(pool, { path, version: path }, (predictor) =>
-        predictor({ data: toCOrder(image), shape: [1, ...image.shape] }),
+      const logits = await withPredictor(pool, { path, version: path, device }, (predictor) =>
+        fixedBatchPredictor(predictor, valBatchSize)({ data: input, shape: [items.length, ...imageShape] }),
       );
-      correct += countCorrect(logits.data, label.data, this.labels.length);
+      correct += countCorrect(logits.data, labels, this.labels.length);
     }
     await rm(path, { force: true });
     return correct / val.length;

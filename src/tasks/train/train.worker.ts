@@ -33,7 +33,11 @@ try {
   }
   const stats = await task.run(
     { datalist: data.datalist, params: data.params },
-    { signal: abort.signal, emit: (event) => parentPort?.postMessage({ type: "event", event }) },
+    {
+      signal: abort.signal,
+      emit: (event) => parentPort?.postMessage({ type: "event", event }),
+      warn: (message) => parentPort?.postMessage({ type: "warn", message }),
+    },
   );
   parentPort?.postMessage({ type: "done", stats });
 } catch (err) {

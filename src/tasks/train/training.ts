@@ -10,6 +10,7 @@ import type { TrainWorkerData } from "./train.worker.js";
 
 type WorkerMessage =
   | { type: "event"; event: TrainingEvent }
+  | { type: "warn"; message: string }
   | { type: "done"; stats: TrainStats }
   | { type: "error"; error: { message: string; code: ErrorCode | null } };
 
@@ -51,12 +52,19 @@ export async function trainJob(
     }
     const maxEpochs = Number({ ...task.config(), ...(params.params ?? {}) }.max_epochs) || 1;
     const history: TrainingEvent[] = [];
+    const warnings: string[] = [];
+    // E.g. CUDA asked for and the CPU used: kept with the job's metrics and shown as its progress message.
+    const warn = (message: string) => {
+      warnings.push(message);
+      ctx.report({ history, warnings });
+      ctx.progress(0, message);
+    };
     const emit = (event: TrainingEvent) => {
       history.push(event);
       deps.pubsub.publish("training:progress", { ...event, jobId: ctx.id, model: params.model });
       if (event.kind === "epoch") {
         // The metrics so far live in the job row, so they outlive the process.
-        ctx.report({ history });
+        ctx.report(warnings.length > 0 ? { history, warnings } : { history });
         if (event.bestEpoch === event.epoch) {
           deps.onPublished?.(params.model);
         }
@@ -65,7 +73,7 @@ export async function trainJob(
       }
     };
     if (!deps.worker) {
-      return await task.run({ datalist, params: params.params ?? {} }, { signal: ctx.signal, emit });
+      return await task.run({ datalist, params: params.params ?? {} }, { signal: ctx.signal, emit, warn });
     }
     // Off the event loop: the same app, loaded on a worker thread, runs the loop.
     const worker = new Worker(new URL("./train-worker-boot.mjs", import.meta.url), {
@@ -83,6 +91,8 @@ export async function trainJob(
         worker.on("message", (msg: WorkerMessage) => {
           if (msg.type === "event") {
             emit(msg.event);
+          } else if (msg.type === "warn") {
+            warn(msg.message);
           } else if (msg.type === "done") {
             resolve(msg.stats);
           } else {

@@ -2,10 +2,14 @@ import { describe, expect, it } from "vitest";
 import {
   Activationsd,
   AsDiscreted,
+  Compose,
+  fusedPlan,
   KeepLargestConnectedComponentd,
   type MetaTensor,
   Restored,
+  SigmoidThresholdd,
   SqueezeDimd,
+  MetaTensor as Tensor,
   ToNumpyd,
   ToTensord,
 } from "../../../src/transforms/index.js";
@@ -39,6 +43,66 @@ describe("Activationsd", () => {
   it("other is applied after", () => {
     const pred = tensor([1, 2], (x) => x);
     expectArrayClose(out(new Activationsd({ keys: "pred", other: (v) => 2 * v + 1 }).call({ pred })).data, [1, 3]);
+  });
+});
+
+describe("sigmoid + threshold fused by Compose", () => {
+  /** Values across the range, dense around each threshold's cut point, and the special values. */
+  function logits(thresholds: number[]): Float32Array {
+    const values: number[] = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 1e-40, -1e-40];
+    for (let i = -2000; i <= 2000; i++) {
+      values.push(i / 50);
+    }
+    for (const t of thresholds) {
+      const cut = Math.fround(Math.log(t / (1 - t)));
+      // Every float32 within a few hundred ulps of the cut.
+      const f = new Float32Array([cut]);
+      const bits = new Int32Array(f.buffer);
+      const base = bits[0]!;
+      for (let d = -300; d <= 300; d++) {
+        bits[0] = base + d;
+        values.push(f[0]!);
+      }
+      for (let i = -100; i <= 100; i++) {
+        values.push(cut + i * 1e-9, cut + i * 1e-5);
+      }
+    }
+    return Float32Array.from(values);
+  }
+
+  it("gives bit for bit what Activationsd then AsDiscreted give, NaN and infinities included", async () => {
+    const thresholds = [0.5, 0.3, 0.9, 1e-6, 0.999999];
+    const data = logits(thresholds);
+    for (const threshold of thresholds) {
+      const pred = new Tensor({ data: data.slice(), shape: [1, data.length] });
+      const steps = [new Activationsd({ keys: "pred", sigmoid: true }), new AsDiscreted({ keys: "pred", threshold })];
+      const plan = fusedPlan(steps);
+      expect(plan).toHaveLength(1);
+      expect(plan[0]).toBeInstanceOf(SigmoidThresholdd);
+      const fused = out(await new Compose(steps).call({ pred }));
+      const separate = out(steps[1]!.call(steps[0]!.call({ pred })));
+      expect(fused.shape).toEqual(separate.shape);
+      expect(fused.data).toEqual(separate.data);
+      const ones = separate.data.reduce((a, v) => a + v, 0);
+      expect(ones).toBeGreaterThan(0);
+      expect(ones).toBeLessThan(data.length);
+    }
+  });
+
+  it("is not fused when anything else is asked for", () => {
+    const sig = (o: object = {}) => new Activationsd({ keys: "pred", sigmoid: true, ...o });
+    const cases = [
+      [sig(), new AsDiscreted({ keys: "pred", threshold: 0.5, rounding: "torchrounding" })],
+      [sig(), new AsDiscreted({ keys: "pred", argmax: true })],
+      [sig(), new AsDiscreted({ keys: "other", threshold: 0.5 })],
+      [sig({ other: (v: number) => v }), new AsDiscreted({ keys: "pred", threshold: 0.5 })],
+      [new Activationsd({ keys: "pred", softmax: true }), new AsDiscreted({ keys: "pred", threshold: 0.5 })],
+      [sig(), new AsDiscreted({ keys: "pred", threshold: 1 })],
+      [sig(), new AsDiscreted({ keys: "pred", threshold: 0 })],
+    ];
+    for (const steps of cases) {
+      expect(fusedPlan(steps)).toHaveLength(2);
+    }
   });
 });
 

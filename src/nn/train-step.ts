@@ -206,6 +206,16 @@ export class Trainer {
     }
   }
 
+  /** The device the steps were asked to run on (see `placement()` for where they do). */
+  get device(): Device {
+    return this.options.device ?? "cpu";
+  }
+
+  /** Intra-op threads asked for (undefined: onnxruntime's default, all cores). */
+  get threads(): number | undefined {
+    return this.options.threads;
+  }
+
   /** Steps taken so far. */
   get stepCount(): number {
     return this.steps;

@@ -4,7 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { GraphBuilder } from "../../src/graph/builder.js";
+import type { Value } from "../../src/graph/ir.js";
 import { saveImage } from "../../src/io/load.js";
+import { Network } from "../../src/nn/module.js";
 import { UNet } from "../../src/nn/unet.js";
 import type { TrainingEvent } from "../../src/tasks/train/basic-train-task.js";
 import { TrainDeepEdit } from "../../src/tasks/train/deepedit.js";
@@ -53,6 +56,21 @@ const ctx = (events: TrainingEvent[] = []) => ({
   emit: (e: TrainingEvent) => events.push(e),
 });
 
+/**
+ * A "network" that only follows clicks: foreground where the foreground guidance signal is above 0.3 and the
+ * background one below it. Its Dice can only come from clicks, so validation with more clicks must score higher.
+ */
+class ClickFollower extends Network {
+  readonly spatialDims = 2;
+  readonly inChannels = 3;
+  readonly outChannels = 1;
+  forward(g: GraphBuilder, x: Value): Value {
+    const fg = g.slice(x, { starts: [1], ends: [2], axes: [1] });
+    const bg = g.slice(x, { starts: [2], ends: [3], axes: [1] });
+    return g.mul(g.sub(g.sub(fg, bg), g.scalar(0.3)), g.scalar(20));
+  }
+}
+
 describe("training with simulated clicks", () => {
   let dir: string;
   let items: { image: string; label: string }[];
@@ -84,6 +102,28 @@ describe("training with simulated clicks", () => {
     expect(meta.shape).toEqual([1, 3, S, S]);
     await session.release();
   }, 60_000);
+
+  it("validation scores the prediction after max_val_interactions clicks where the model errs (MONAI's val Interaction)", async () => {
+    const task = new TrainDeepGrow({
+      modelDir: join(dir, "dgv"),
+      publishPath: join(dir, "dgv", "deepgrow.onnx"),
+      description: "test",
+      network: net(1),
+      dimension: 2,
+      modelSize: [S, S],
+    });
+    expect(task.config()).toMatchObject({ max_val_interactions: 5 });
+    const scores: number[] = [];
+    for (const rounds of [0, 2, 6]) {
+      scores.push(await task.evaluate(new ClickFollower(), items, { max_val_interactions: rounds }));
+    }
+    // One click covers a small part of each disk; every further click lands in what is still missed.
+    expect(scores[0]).toBeGreaterThan(0.05);
+    expect(scores[1]).toBeGreaterThan(scores[0]! + 0.05);
+    expect(scores[2]).toBeGreaterThan(scores[1]! + 0.05);
+    // The clicks are seeded: the same call scores the same.
+    expect(await task.evaluate(new ClickFollower(), items, { max_val_interactions: 2 })).toBe(scores[1]);
+  });
 
   it("Interaction: positive clicks land in the label, negative ones outside, from the model's own mistakes", async () => {
     const task = new TrainDeepGrow({
@@ -139,9 +179,16 @@ describe("training with simulated clicks", () => {
       network: net(2),
       labelNames: { blob: 1, background: 0 },
       modelSize: [S, S],
-      config: { learning_rate: 1e-2, train_batch_size: 2, max_train_interactions: 2, deepgrow_probability_train: 0.5 },
+      config: {
+        learning_rate: 1e-2,
+        train_batch_size: 2,
+        max_train_interactions: 2,
+        deepgrow_probability_train: 0.5,
+        val_split: 0.34,
+      },
     });
     const zeroGuidance: boolean[] = [];
+    const events: TrainingEvent[] = [];
     const original = Interaction.prototype.update;
     const spy = vi.spyOn(Interaction.prototype, "update").mockImplementation(async function (this: Interaction, b, c) {
       const out = await original.call(this, b, c);
@@ -150,12 +197,17 @@ describe("training with simulated clicks", () => {
       return out;
     });
     try {
-      const stats = await task.run({ datalist: items, params: { max_epochs: 4, seed: 3 } }, ctx());
-      expect(stats.current_iteration).toBe(12);
+      const stats = await task.run({ datalist: items, params: { max_epochs: 4, seed: 3 } }, ctx(events));
+      // 6 items, 2 for validation: 2 batches of 2 per epoch.
+      expect(stats.current_iteration).toBe(8);
     } finally {
       spy.mockRestore();
     }
-    // Both modes occur (p = 0.5 over 12 batches).
+    // Validation (automatic mode, then max_val_interactions clicks) gives a Dice every epoch.
+    const val = events.filter((e) => e.kind === "epoch").map((e) => e.valDice);
+    expect(val).toHaveLength(4);
+    expect(val.every((v) => typeof v === "number" && v >= 0 && v <= 1)).toBe(true);
+    // Both modes occur (p = 0.5 over 8 batches).
     expect(zeroGuidance).toContain(true);
     expect(zeroGuidance).toContain(false);
     const session = await ort.InferenceSession.create(task.publishPath);

@@ -113,7 +113,13 @@ export function interactiveTrainers(modelDir: string, publishDir = modelDir, loa
       labelNames: LABELS,
       modelSize: DEEPEDIT.modelSize,
       // Half the clicked batches start from the automatic mode, so clicks learn to correct its prediction.
-      config: { learning_rate: 3e-3, train_batch_size: 1, max_train_interactions: 3, auto_start_probability: 0.5 },
+      config: {
+        learning_rate: 3e-3,
+        train_batch_size: 1,
+        val_split: 0.1,
+        max_train_interactions: 3,
+        auto_start_probability: 0.5,
+      },
     }),
   };
 }

@@ -3,7 +3,7 @@
  *
  *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
  *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
- *       [--interactions N] [--lr 3e-3] [--click-prob 0.5] [--auto-start 0.5] [--resume]
+ *       [--interactions N] [--lr 3e-3] [--click-prob 0.5] [--auto-start 0.5] [--resume] [--threads N]
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     "click-prob": { type: "string" },
     "auto-start": { type: "string" },
     resume: { type: "boolean", default: false },
+    /** Intra-op threads per training (default all cores), e.g. to run two side by side. */
+    threads: { type: "string" },
   },
 });
 const minutes = Number(args.minutes);
@@ -84,6 +86,7 @@ try {
           seed,
           ...(args.interactions ? { max_train_interactions: Number(args.interactions) } : {}),
           ...(args.lr ? { learning_rate: Number(args.lr) } : {}),
+          ...(args.threads ? { threads: Number(args.threads) } : {}),
           ...(args["click-prob"] ? { deepgrow_probability_train: Number(args["click-prob"]) } : {}),
           ...(args["auto-start"] ? { auto_start_probability: Number(args["auto-start"]) } : {}),
         },

@@ -301,6 +301,7 @@ export abstract class BasicTrainTask extends TrainTask {
     const valInterval = Math.max(1, Number(req.val_interval));
     const patience = Number(req.early_stop_patience);
     const device = parseDevice(req.device);
+    const threads = parseThreads(req.threads);
     if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
       throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
     }
@@ -350,12 +351,12 @@ export abstract class BasicTrainTask extends TrainTask {
       loss: this.lossFunction(req),
       optimizer: this.optimizer(req),
     });
-    const trainer = new Trainer(step, { device });
+    const trainer = new Trainer(step, { device, ...(threads === undefined ? {} : { threads }) });
     const placement = await trainer.placement();
     if (placement.warning) {
       ctx.warn?.(placement.warning);
     }
-    const pool = new SessionPool({});
+    const pool = new SessionPool(threads === undefined ? {} : { threads });
     const started = Date.now();
     const history: TrainingEvent[] = [];
     const emit = (e: TrainingEvent) => {
@@ -597,6 +598,21 @@ export abstract class BasicTrainTask extends TrainTask {
     await writeFile(`${path}.tmp`, JSON.stringify(rest, null, 2));
     await rename(`${path}.tmp`, path);
   }
+}
+
+/**
+ * The `threads` request parameter (labelgraph's, not MONAI's): intra-op threads for the step and validation
+ * sessions, e.g. to run two trainings side by side; default onnxruntime's (all cores).
+ */
+export function parseThreads(value: unknown): number | undefined {
+  if (value === undefined || value === null) {
+    return undefined;
+  }
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new InvalidInputError(`threads must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
 }
 
 /** Dice of sigmoid(logits) > 0.5 against a 0/1 target (one channel), as MONAI's DiceMetric on thresholded output. */

@@ -26,6 +26,7 @@ import { MetaTensor, toCOrder } from "../../transforms/tensor.js";
 import {
   DEFAULT_TRAIN_CONFIG,
   hhmmss,
+  parseThreads,
   type TrainContext,
   type TrainItem,
   type TrainingEvent,
@@ -171,6 +172,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
     const lr = Number(req.learning_rate);
     const valInterval = Math.max(1, Number(req.val_interval));
     const device = parseDevice(req.device);
+    const threads = parseThreads(req.threads);
     if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
       throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
     }
@@ -193,7 +195,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
       keys: ["image", "label"],
     });
     const valPipe = new Compose(this.valPreTransforms(req));
-    const pool = new SessionPool({});
+    const pool = new SessionPool(threads === undefined ? {} : { threads });
     const scratch = await mkdtemp(join(tmpdir(), "labelgraph-train-cls-"));
     let trainer: Trainer | null = null;
     try {
@@ -217,7 +219,7 @@ export abstract class ClassificationTrainTask extends TrainTask {
         loss: this.lossFunction(req),
         optimizer: this.optimizer(req),
       });
-      trainer = new Trainer(step, { device });
+      trainer = new Trainer(step, { device, ...(threads === undefined ? {} : { threads }) });
       const placement = await trainer.placement();
       if (placement.warning) {
         ctx.warn?.(placement.warning);

@@ -3,6 +3,7 @@ import type { GraphBuilder } from "../../graph/builder.js";
 import type { Value } from "../../graph/ir.js";
 import { diceCELoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
+import { type Device, parseDevice } from "../../runtime/providers.js";
 import type { Transform } from "../../transforms/compose.js";
 import {
   AddInitialSeedPointMissingLabelsd,
@@ -18,8 +19,14 @@ import { EnsureChannelFirstd, LoadImaged } from "../../transforms/io.js";
 import { Activationsd, AsDiscreted } from "../../transforms/post.js";
 import { type AnyTransform, RandFlipd } from "../../transforms/random.js";
 import { Resized } from "../../transforms/spatial.js";
-import { BasicTrainTask, type BasicTrainTaskOptions, type IterationContext } from "./basic-train-task.js";
-import { Interaction } from "./deepgrow.js";
+import {
+  BasicTrainTask,
+  type BasicTrainTaskOptions,
+  type IterationContext,
+  parseThreads,
+  type TrainItem,
+} from "./basic-train-task.js";
+import { Interaction, interactiveEvaluate } from "./deepgrow.js";
 
 export interface TrainDeepEditOptions extends BasicTrainTaskOptions {
   /** Builds the network: inChannels 1 + number of labels, outChannels number of labels (background too). */
@@ -32,6 +39,8 @@ export interface TrainDeepEditOptions extends BasicTrainTaskOptions {
    * default 0.5); the others train the automatic mode, with zero guidance. */
   deepgrowProbability?: number;
   maxTrainInteractions?: number;
+  /** Clicks added in validation, after the automatic prediction (MONAI Label's max_val_interactions; default 5). */
+  maxValInteractions?: number;
   /** Probability that a clicked batch starts from the automatic mode instead of seed clicks from the label
    * (config `auto_start_probability`, default 0: MONAI's seeds always), so that its clicks correct the
    * automatic prediction as an annotator's would. */
@@ -45,15 +54,15 @@ export interface TrainDeepEditOptions extends BasicTrainTaskOptions {
  * `deepgrowProbability`, gets seed clicks per label (AddInitialSeedPointMissingLabelsd) and rounds of
  * FindDiscrepancyRegionsDeepEditd + AddRandomGuidanceDeepEditd + AddGuidanceSignalDeepEditd on the current
  * model's argmax; otherwise its guidance channels are zero. Loss: DiceCE on the softmax, labels one-hot.
- * Validation is left out by default (val_split 0; the train metric picks the published model), since the
- * base class's validation Dice reads one sigmoid channel.
+ * Validation starts from the automatic mode and adds `max_val_interactions` clicks where the model errs, as an
+ * annotator corrects it; the mean Dice over the labels after the last click picks the published model.
  */
 export class TrainDeepEdit extends BasicTrainTask {
   readonly opts: TrainDeepEditOptions;
   private interaction: Interaction | null = null;
 
   constructor(opts: TrainDeepEditOptions) {
-    super({ ...opts, config: { val_split: 0, ...(opts.config ?? {}) } });
+    super(opts);
     this.opts = opts;
     const values = Object.values(opts.labelNames).sort((a, b) => a - b);
     if (opts.labelNames.background !== 0 || values.some((v, i) => v !== i)) {
@@ -64,6 +73,7 @@ export class TrainDeepEdit extends BasicTrainTask {
   override config(): Record<string, unknown> {
     return {
       max_train_interactions: this.opts.maxTrainInteractions ?? 5,
+      max_val_interactions: this.opts.maxValInteractions ?? 5,
       deepgrow_probability_train: this.opts.deepgrowProbability ?? 0.5,
       auto_start_probability: this.opts.autoStartProbability ?? 0,
       ...super.config(),
@@ -94,8 +104,28 @@ export class TrainDeepEdit extends BasicTrainTask {
     return [...this.loadTransforms(true), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
   }
 
+  /** Load and resize, then the automatic mode (no clicks): what validation starts from. */
   valPreTransforms(): Transform[] {
-    return [...(this.loadTransforms() as Transform[]), ...this.initTransforms()];
+    return [...(this.loadTransforms() as Transform[]), ...this.initTransforms(1)];
+  }
+
+  override async evaluate(
+    network: Network,
+    items: TrainItem[],
+    req: Record<string, unknown>,
+    using: { device?: Device } = {},
+  ): Promise<number> {
+    const threads = parseThreads(req.threads);
+    return interactiveEvaluate({
+      network,
+      items,
+      pipe: this.valPreTransforms(),
+      clickTransforms: this.clickTransforms(),
+      rounds: Math.max(0, Number(req.max_val_interactions ?? 0) || 0),
+      output: "argmax",
+      device: using.device ?? parseDevice(req.device),
+      ...(threads === undefined ? {} : { threads }),
+    });
   }
 
   initTransforms(autoStart = 0): Transform[] {

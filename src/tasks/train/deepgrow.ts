@@ -8,6 +8,7 @@ import { TrainingGraphBuilder } from "../../graph/training.js";
 import { diceLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import type { Trainer } from "../../nn/train-step.js";
+import { createPlacedSession, type Device, parseDevice } from "../../runtime/providers.js";
 import { Compose, type Data, type Transform } from "../../transforms/compose.js";
 import {
   AddInitialSeedPointd,
@@ -23,7 +24,13 @@ import { Activationsd, AsDiscreted } from "../../transforms/post.js";
 import { type AnyTransform, isRandomizable, RandFlipd, RandomState } from "../../transforms/random.js";
 import { Resized } from "../../transforms/spatial.js";
 import { fromCOrder, MetaTensor, toCOrder } from "../../transforms/tensor.js";
-import { BasicTrainTask, type BasicTrainTaskOptions, type IterationContext } from "./basic-train-task.js";
+import {
+  BasicTrainTask,
+  type BasicTrainTaskOptions,
+  type IterationContext,
+  parseThreads,
+  type TrainItem,
+} from "./basic-train-task.js";
 
 // ---------------------------------------------------------------------------------------------------
 // The model being trained, forward only
@@ -42,25 +49,27 @@ class CurrentModel {
     private readonly inputShape: number[],
   ) {}
 
-  private open(): Promise<ort.InferenceSession> {
+  /** Opened on the trainer's device and threads, like its step session. */
+  private open(trainer: Trainer): Promise<ort.InferenceSession> {
     if (!this.session) {
       const g = new TrainingGraphBuilder({ name: `${this.network.constructor.name}_forward` });
       const x = g.input("image", "float32", this.inputShape);
       g.output(this.network.build(g, x), "pred");
       this.names = [...g.parameters.keys()];
-      this.session = ort.InferenceSession.create(serializeGraph(prune(g.graph())), {
+      this.session = createPlacedSession(serializeGraph(prune(g.graph())), trainer.device, {
         graphOptimizationLevel: "all",
         executionMode: "sequential",
         interOpNumThreads: 1,
+        ...(trainer.threads !== undefined ? { intraOpNumThreads: trainer.threads } : {}),
         logSeverityLevel: 3,
         extra: { session: { set_denormal_as_zero: "1" } },
-      });
+      }).then((placed) => placed.session);
     }
     return this.session;
   }
 
   async forward(trainer: Trainer, image: Float32Array): Promise<Float32Array> {
-    const session = await this.open();
+    const session = await this.open(trainer);
     const params = trainer.parameters();
     const feeds: Record<string, ort.Tensor> = { image: new ort.Tensor("float32", image, this.inputShape) };
     for (const name of this.names) {
@@ -189,6 +198,102 @@ export class Interaction {
   }
 }
 
+export interface InteractiveEvaluation {
+  network: Network;
+  items: TrainItem[];
+  /** Load and resize, then the first clicks and their signals (or none: the automatic mode). */
+  pipe: Transform[];
+  /** After each forward pass (`pred` set): a new click where the prediction is wrong, signals. */
+  clickTransforms: Transform[];
+  /** Rounds of forward pass + click before the scored prediction (MONAI's max_val_interactions). */
+  rounds: number;
+  output: "sigmoid" | "argmax";
+  device: Device;
+  threads?: number;
+  keyProbability?: string;
+}
+
+/**
+ * MONAI's validation Interaction (max_val_interactions): each item gets its first clicks, then `rounds` rounds of
+ * a forward pass of `network` (its current weights) and a new click where that prediction disagrees with the
+ * label (always: the click probability is 1 in validation); the Dice of the last prediction counts, mean over
+ * the foreground labels (sigmoid: logits > 0; argmax: each channel value >= 1). The click transforms are seeded
+ * the same way on every call, so successive validations compare models on the same clicks as far as their
+ * predictions allow.
+ */
+export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<number> {
+  if (e.items.length === 0) {
+    throw new Error("interactiveEvaluate: no items");
+  }
+  const pipe = new Compose(e.pipe);
+  const clicks = new Compose(e.clickTransforms);
+  const seeds = new RandomState(4321);
+  for (const t of [...e.pipe, ...e.clickTransforms]) {
+    if (isRandomizable(t)) {
+      t.setRandomState(seeds.nextSeed());
+    }
+  }
+  const sessions = new Map<string, ort.InferenceSession>();
+  const forward = async (image: MetaTensor): Promise<Float32Array> => {
+    const shape = [1, ...image.shape];
+    const key = shape.join("x");
+    let session = sessions.get(key);
+    if (!session) {
+      const placed = await createPlacedSession(e.network.toOnnx({ inputShape: shape }), e.device, {
+        graphOptimizationLevel: "all",
+        logSeverityLevel: 3,
+        ...(e.threads !== undefined ? { intraOpNumThreads: e.threads } : {}),
+        extra: { session: { set_denormal_as_zero: "1" } },
+      });
+      session = placed.session;
+      sessions.set(key, session);
+    }
+    const out = await session.run({ image: new ort.Tensor("float32", toCOrder(image), shape) });
+    return out.pred!.data as Float32Array;
+  };
+  let sum = 0;
+  try {
+    for (const item of e.items) {
+      let d = (await pipe.call({ image: item.image, label: item.label })) as Data;
+      const label = d.label as MetaTensor;
+      const spatial = label.spatialShape;
+      for (let j = 0; j < e.rounds; j++) {
+        const pred = predFrom(await forward(d.image as MetaTensor), spatial, e.output);
+        d = (await clicks.call({ ...d, pred, [e.keyProbability ?? "probability"]: 1 })) as Data;
+      }
+      const last = predFrom(await forward(d.image as MetaTensor), spatial, e.output);
+      sum += meanForegroundDice(last.data, label.data, e.output);
+    }
+  } finally {
+    await Promise.all([...sessions.values()].map((s) => s.release()));
+  }
+  return sum / e.items.length;
+}
+
+/** Mean Dice over the labels present (sigmoid output: one label, p > 0.5; argmax output: every value >= 1). */
+function meanForegroundDice(pred: Float32Array, label: Float32Array, output: "sigmoid" | "argmax"): number {
+  const values =
+    output === "sigmoid" ? [1] : [...new Set(Array.from(label).map((v) => Math.round(v)))].filter((v) => v >= 1);
+  if (values.length === 0) {
+    return 1;
+  }
+  let sum = 0;
+  for (const v of values) {
+    let inter = 0;
+    let p = 0;
+    let t = 0;
+    for (let i = 0; i < pred.length; i++) {
+      const a = output === "sigmoid" ? pred[i]! > 0.5 : Math.round(pred[i]!) === v;
+      const b = output === "sigmoid" ? label[i]! > 0.5 : Math.round(label[i]!) === v;
+      inter += a && b ? 1 : 0;
+      p += a ? 1 : 0;
+      t += b ? 1 : 0;
+    }
+    sum += p + t === 0 ? 1 : (2 * inter) / (p + t);
+  }
+  return sum / values.length;
+}
+
 function unstack(t: BatchTensor, i: number): MetaTensor {
   const shape = t.shape.slice(1);
   const per = t.data.length / t.shape[0]!;
@@ -243,6 +348,11 @@ export interface TrainDeepGrowOptions extends BasicTrainTaskOptions {
   modelSize: number[];
   /** Simulated interactions per training batch (MONAI Label's max_train_interactions; default 5). */
   maxTrainInteractions?: number;
+  /**
+   * Clicks in validation after the first (MONAI Label's max_val_interactions; default 5): the published model
+   * is the one that does best after that many corrections. 0 scores the first click alone.
+   */
+  maxValInteractions?: number;
   /** Sigma of the click signals (default 2). */
   sigma?: number;
 }
@@ -264,7 +374,11 @@ export class TrainDeepGrow extends BasicTrainTask {
   }
 
   override config(): Record<string, unknown> {
-    return { max_train_interactions: this.opts.maxTrainInteractions ?? 5, ...super.config() };
+    return {
+      max_train_interactions: this.opts.maxTrainInteractions ?? 5,
+      max_val_interactions: this.opts.maxValInteractions ?? 5,
+      ...super.config(),
+    };
   }
 
   network(): Network {
@@ -291,7 +405,30 @@ export class TrainDeepGrow extends BasicTrainTask {
     return [...this.loadTransforms(true), new RandFlipd({ keys: ["image", "label"], prob: 0.5, spatialAxis: 0 })];
   }
 
-  /** The first clicks (fixed seed) and their signals, so validation scores the one-click result. */
+  /**
+   * Validation as MONAI's: the first click (fixed seed), then `max_val_interactions` rounds of a click where the
+   * model errs; the Dice after the last counts.
+   */
+  override async evaluate(
+    network: Network,
+    items: TrainItem[],
+    req: Record<string, unknown>,
+    using: { device?: Device } = {},
+  ): Promise<number> {
+    const threads = parseThreads(req.threads);
+    return interactiveEvaluate({
+      network,
+      items,
+      pipe: this.valPreTransforms(),
+      clickTransforms: this.clickTransforms(),
+      rounds: Math.max(0, Number(req.max_val_interactions ?? 0) || 0),
+      output: "sigmoid",
+      device: using.device ?? parseDevice(req.device),
+      ...(threads === undefined ? {} : { threads }),
+    });
+  }
+
+  /** The first clicks (fixed seed) and their signals: what validation starts from. */
   valPreTransforms(): Transform[] {
     const init = this.initTransforms();
     for (const t of init) {

@@ -6,6 +6,7 @@ import { buildTrainStep, Trainer } from "../../../src/nn/train-step.js";
 import { UNet } from "../../../src/nn/unet.js";
 import { fixedBatchPredictor } from "../../../src/runtime/predictor.js";
 import { CUDA_MISSING, createPlacedSession, parseDevice } from "../../../src/runtime/providers.js";
+import { parseThreads } from "../../../src/tasks/train/basic-train-task.js";
 
 describe("parseDevice", () => {
   it("takes MONAI's device parameter as a string or a list (first entry), default cpu", () => {
@@ -21,6 +22,17 @@ describe("parseDevice", () => {
       expect(() => parseDevice(bad)).toThrow(InvalidInputError);
     }
     expect(() => parseDevice("tpu")).toThrow(/unknown device "tpu"/);
+  });
+});
+
+describe("parseThreads", () => {
+  it("takes a positive integer (or nothing), and rejects the rest with a typed error", () => {
+    expect(parseThreads(undefined)).toBeUndefined();
+    expect(parseThreads(4)).toBe(4);
+    expect(parseThreads("2")).toBe(2);
+    for (const bad of [0, -1, 1.5, "x"]) {
+      expect(() => parseThreads(bad)).toThrow(InvalidInputError);
+    }
   });
 });
 

@@ -7,7 +7,11 @@ export interface Float32Tensor {
   shape: number[];
 }
 
-/** Runs a network on one batch: [n, C_in, ...spatial] in, [n, C_out, ...spatial] out. */
+/**
+ * Runs a network on one batch: [n, C_in, ...spatial] in, [n, C_out, ...spatial] out. The caller may reuse
+ * `input.data` once the promise resolves (the sliding window fills one buffer for every call), so a predictor
+ * must not keep it; its output is read before the next call.
+ */
 export type Predictor = (input: Float32Tensor) => Promise<Float32Tensor>;
 
 /** MONAI's `Inferer`: how a whole image is pushed through a predictor. */

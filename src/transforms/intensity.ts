@@ -90,9 +90,17 @@ function rescale(
     }
     return;
   }
-  for (let i = from; i < to; i++) {
-    const norm = (src[i]! - lo) / (hi - lo);
-    out[i] = minv === undefined || maxv === undefined ? norm : norm * (maxv - minv) + minv;
+  // The same arithmetic as one expression per voxel, with the branch on minv/maxv taken once.
+  const range = hi - lo;
+  if (minv === undefined || maxv === undefined) {
+    for (let i = from; i < to; i++) {
+      out[i] = (src[i]! - lo) / range;
+    }
+  } else {
+    const span = maxv - minv;
+    for (let i = from; i < to; i++) {
+      out[i] = ((src[i]! - lo) / range) * span + minv;
+    }
   }
 }
 

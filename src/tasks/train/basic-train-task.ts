@@ -200,7 +200,8 @@ export abstract class BasicTrainTask extends TrainTask {
   readonly publishPath: string;
   readonly labels: string[];
   readonly loadPath: string | null;
-  private readonly extraConfig: Record<string, unknown>;
+  /** The config the app gave the constructor (over DEFAULT_TRAIN_CONFIG). */
+  protected readonly extraConfig: Record<string, unknown>;
 
   constructor(opts: BasicTrainTaskOptions) {
     super(opts.description);
@@ -283,6 +284,26 @@ export abstract class BasicTrainTask extends TrainTask {
     return { train: datalist.slice(0, datalist.length - nVal), val: datalist.slice(datalist.length - nVal) };
   }
 
+  /** Keeps the datalist items this task can learn from (default: all). */
+  async filterDatalist(datalist: TrainItem[]): Promise<TrainItem[]> {
+    return datalist;
+  }
+
+  /** Checks what the train transforms give before the step graph is built on its shapes (default: nothing). */
+  protected checkFirstBatch(_batch: Batch<"image" | "label">): void {}
+
+  /**
+   * The train key metric of one step's batch, from the network's output for it (default: Dice of the
+   * trainPostTransforms output, or of logits > 0 without them); the epoch's value is the mean over its steps.
+   */
+  protected async batchMetric(
+    pred: Float32Array,
+    batch: Batch<"image" | "label">,
+    trainPost: Compose | null,
+  ): Promise<number> {
+    return trainPost ? this.postDice(trainPost, pred, batch.image.shape, batch.label) : dice(pred, batch.label.data);
+  }
+
   private async sample(pipeline: Compose, item: TrainItem): Promise<{ image: MetaTensor; label: MetaTensor }> {
     const d = (await pipeline.call({ image: item.image, label: item.label })) as Data;
     const image = d.image;
@@ -305,9 +326,10 @@ export abstract class BasicTrainTask extends TrainTask {
     if (!Number.isInteger(maxEpochs) || maxEpochs < 1) {
       throw new InvalidInputError(`max_epochs must be a positive integer, got ${req.max_epochs}`);
     }
-    const { train, val } = this.partitionDatalist(request.datalist, Number(req.val_split));
+    const usable = await this.filterDatalist(request.datalist);
+    const { train, val } = this.partitionDatalist(usable, Number(req.val_split));
     if (train.length === 0) {
-      throw new InvalidInputError("nothing to train on: no image has a final label");
+      throw new InvalidInputError("nothing to train on: no image has a final label this task can read");
     }
     // MONAI's CacheDataset + DataLoader: the deterministic prefix runs once per image, the random part per
     // epoch, and the next batches are prepared while the current step runs.
@@ -332,6 +354,7 @@ export abstract class BasicTrainTask extends TrainTask {
     if (!firstBatch) {
       throw new InvalidInputError("the train transforms gave no sample");
     }
+    this.checkFirstBatch(firstBatch);
     const network = this.network(req);
     const start = await this.initialWeights(req);
     if (start) {
@@ -398,9 +421,7 @@ export abstract class BasicTrainTask extends TrainTask {
           const b = update ? await update(batch, { network, trainer, inputShape }) : batch;
           const out = await trainer.step(b.image.data, b.label.data, lr);
           iteration++;
-          const d = trainPost
-            ? await this.postDice(trainPost, out.pred, b.image.shape, b.label)
-            : dice(out.pred, b.label.data);
+          const d = await this.batchMetric(out.pred, b, trainPost);
           diceSum += d;
           diceN++;
           const n = batch.image.shape[0] ?? 1;

@@ -7,7 +7,7 @@ import { CacheDataset } from "../../data/dataset.js";
 import { type Batch, DataLoader } from "../../data/loader.js";
 import { InvalidInputError } from "../../errors.js";
 import type { GraphBuilder } from "../../graph/builder.js";
-import { importOnnxParameters } from "../../graph/import.js";
+import { type ImportedParameters, importOnnxParameters, matchParameters, parameterRoles } from "../../graph/import.js";
 import type { Value } from "../../graph/ir.js";
 import { SimpleInferer } from "../../inferers/simple.js";
 import { resolveRoiSize, SlidingWindowInferer } from "../../inferers/sliding-window.js";
@@ -238,19 +238,19 @@ export abstract class BasicTrainTask extends TrainTask {
    * model exported from MONAI/PyTorch). Its ops must be ones labelgraph can differentiate; if not, the error
    * names them.
    */
-  async initialWeights(
-    req: Record<string, unknown>,
-  ): Promise<Map<string, { data: Float32Array; shape: number[] }> | null> {
+  async initialWeights(req: Record<string, unknown>): Promise<ImportedParameters | null> {
     const candidates = [this.publishPath, ...(req.pretrained === false ? [] : this.loadPath ? [this.loadPath] : [])];
     const path = candidates.find((p) => existsSync(p));
     if (!path) {
       return null;
     }
-    const { parameters, uncovered } = await importOnnxParameters(path);
-    if (uncovered.length > 0) {
-      throw new InvalidInputError(`cannot fine-tune ${path}: no gradient rule for op(s) ${uncovered.join(", ")}`);
+    const imported = await importOnnxParameters(path);
+    if (imported.uncovered.length > 0) {
+      throw new InvalidInputError(
+        `cannot fine-tune ${path}: no gradient rule for op(s) ${imported.uncovered.join(", ")}`,
+      );
     }
-    return parameters;
+    return imported;
   }
 
   /** Applied to each training batch's prediction before the train metric (MONAI: activations + discretize). */
@@ -356,17 +356,19 @@ export abstract class BasicTrainTask extends TrainTask {
     }
     this.checkFirstBatch(firstBatch);
     const network = this.network(req);
-    const start = await this.initialWeights(req);
-    if (start) {
-      // By the network's own names (labelgraph's published models, MONAI exports); other initializers of the
-      // file are graph constants. A parameter the file lacks is an error that names it.
-      const own = network.parameters();
-      network.loadParameters(new Map([...start].filter(([name]) => own.has(name))), { strict: true });
-    }
     const update = this.trainIterationUpdate(req);
     const inputShape = update
       ? [firstBatch.image.shape[0]!, network.inChannels, ...firstBatch.image.shape.slice(2)]
       : firstBatch.image.shape;
+    const start = await this.initialWeights(req);
+    if (start) {
+      // By the network's own names (labelgraph's published models, MONAI exports), then by role for the ones an
+      // exporter renamed (torch's reshaped PReLU slopes); other initializers of the file are graph constants. A
+      // parameter found neither way is an error that names it.
+      const own = network.parameters();
+      const roles = parameterRoles(network.toGraph({ inputShape }).nodes, own.keys());
+      network.loadParameters(matchParameters(start, own, roles), { strict: true });
+    }
     const step = buildTrainStep({
       network,
       inputShape,

@@ -218,7 +218,7 @@ try {
         String(items.length),
         // deepgrow has no automatic mode: nothing to score before the first click.
         ...CLICKS.map((n) =>
-          n === 0 && model !== "deepedit" ? "n/a" : ((sums.get(n) ?? 0) / items.length).toFixed(3),
+          n === 0 && model !== "deepedit" ? "n/a" : ((sums.get(n) ?? 0) / items.length).toFixed(4),
         ),
         median(times).toFixed(1),
       ]);

@@ -21,9 +21,11 @@
  *   --models deepgrow_3d,deepedit --minutes 5 --resume --lr 1e-3
  *   --models deepgrow_3d --minutes 13 --resume --interactions 5 --lr 1e-3
  *   --models deepedit --minutes 13 --resume --interactions 4 --lr 1e-3   (auto_start_probability 0.5)
+ *   --models deepgrow_3d --minutes 40 --resume --lr 1e-3 --interactions 5 --threads 1
  * (the first, second and fourth with labels resized by torch's legacy "nearest"; the trainers now use
- * "nearest-exact", which the last stages fine-tuned to; the last two ran side by side). Measure them with
- * `npm run bench:interactive`.
+ * "nearest-exact", which the later stages fine-tuned to; the sixth and seventh ran side by side, the last beside a
+ * DeepEdit run that was not shipped; the last one picked its best model by the Dice after 5 validation clicks,
+ * max_val_interactions). Measure them with `npm run bench:interactive`.
  */
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";

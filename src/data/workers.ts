@@ -1,11 +1,7 @@
 import { Worker } from "node:worker_threads";
+import { WorkerSlots } from "../workers/slots.js";
 import type { PreparedSample } from "./collate.js";
 import type { DataJob, DataReply, DataWorkerInit } from "./protocol.js";
-
-interface Slot {
-  worker: Worker;
-  pending: Map<number, { resolve: (r: JobResult) => void; reject: (e: Error) => void }>;
-}
 
 export interface JobResult {
   samples: PreparedSample[];
@@ -18,96 +14,43 @@ export interface JobResult {
  * jobs and is replaced on the next job. Workers keep the process alive only while they have jobs.
  */
 export class DataWorkerPool {
-  private readonly slots: (Slot | null)[];
-  private nextId = 1;
+  private readonly workers: WorkerSlots<Omit<DataJob, "id">, DataReply, JobResult>;
   private closed = false;
 
-  constructor(
-    private readonly init: DataWorkerInit,
-    size: number,
-  ) {
-    this.slots = Array.from({ length: Math.max(1, size) }, () => null);
+  constructor(init: DataWorkerInit, size: number) {
+    this.workers = new WorkerSlots<Omit<DataJob, "id">, DataReply, JobResult>({
+      size,
+      create: () => new Worker(new URL("./data-worker-boot.mjs", import.meta.url), { workerData: init }),
+      settle: (reply) => {
+        if (reply.ok) {
+          return { samples: reply.samples, deterministic: reply.deterministic };
+        }
+        const err = new Error(reply.error.message);
+        err.stack = `${reply.error.stack}\n    (in a DataLoader worker)`;
+        throw err;
+      },
+      exitError: (code) => new Error(`DataLoader worker exited with code ${code}`),
+    });
   }
 
   get size(): number {
-    return this.slots.length;
-  }
-
-  private spawn(i: number): Slot {
-    const worker = new Worker(new URL("./data-worker-boot.mjs", import.meta.url), { workerData: this.init });
-    const slot: Slot = { worker, pending: new Map() };
-    worker.on("message", (reply: DataReply) => {
-      const p = slot.pending.get(reply.id);
-      if (!p) {
-        return;
-      }
-      slot.pending.delete(reply.id);
-      if (slot.pending.size === 0) {
-        worker.unref();
-      }
-      if (reply.ok) {
-        p.resolve({ samples: reply.samples, deterministic: reply.deterministic });
-      } else {
-        const err = new Error(reply.error.message);
-        err.stack = `${reply.error.stack}\n    (in a DataLoader worker)`;
-        p.reject(err);
-      }
-    });
-    const fail = (err: Error) => {
-      for (const p of slot.pending.values()) {
-        p.reject(err);
-      }
-      slot.pending.clear();
-      if (this.slots[i] === slot) {
-        this.slots[i] = null;
-      }
-    };
-    worker.on("error", fail);
-    worker.on("exit", (code) => fail(new Error(`DataLoader worker exited with code ${code}`)));
-    worker.unref();
-    this.slots[i] = slot;
-    return slot;
+    return this.workers.size;
   }
 
   /** Starts every worker now (they build their pipelines while the first items are scheduled). */
   start(): void {
-    for (let i = 0; i < this.slots.length; i++) {
-      if (!this.slots[i]) {
-        this.spawn(i);
-      }
-    }
+    this.workers.start();
   }
 
   run(job: Omit<DataJob, "id">): Promise<JobResult> {
     if (this.closed) {
       return Promise.reject(new Error("DataLoader: the worker pool is closed"));
     }
-    let best = 0;
-    for (let i = 1; i < this.slots.length; i++) {
-      if ((this.slots[i]?.pending.size ?? 0) < (this.slots[best]?.pending.size ?? 0)) {
-        best = i;
-      }
-    }
-    const slot = this.slots[best] ?? this.spawn(best);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      if (slot.pending.size === 0) {
-        slot.worker.ref();
-      }
-      slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ ...job, id } satisfies DataJob);
-    });
+    return this.workers.run(job);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(
-      this.slots.map(async (slot, i) => {
-        if (slot) {
-          this.slots[i] = null;
-          await slot.worker.terminate();
-        }
-      }),
-    );
+    await Promise.all(this.workers.take().map((w) => w.terminate()));
   }
 }

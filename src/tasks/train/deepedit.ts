@@ -3,7 +3,7 @@ import type { GraphBuilder } from "../../graph/builder.js";
 import type { Value } from "../../graph/ir.js";
 import { diceCELoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
-import { type Device, parseDevice } from "../../runtime/providers.js";
+import type { Device } from "../../runtime/providers.js";
 import type { Transform } from "../../transforms/compose.js";
 import {
   AddInitialSeedPointMissingLabelsd,
@@ -23,7 +23,6 @@ import {
   BasicTrainTask,
   type BasicTrainTaskOptions,
   type IterationContext,
-  parseThreads,
   type TrainItem,
 } from "./basic-train-task.js";
 import { Interaction, interactiveEvaluate } from "./deepgrow.js";
@@ -109,23 +108,14 @@ export class TrainDeepEdit extends BasicTrainTask {
     return [...(this.loadTransforms() as Transform[]), ...this.initTransforms(1)];
   }
 
-  override async evaluate(
+  override evaluate(
     network: Network,
     items: TrainItem[],
     req: Record<string, unknown>,
     using: { device?: Device } = {},
-  ): Promise<number> {
-    const threads = parseThreads(req.threads);
-    return interactiveEvaluate({
-      network,
-      items,
-      pipe: this.valPreTransforms(),
-      clickTransforms: this.clickTransforms(),
-      rounds: Math.max(0, Number(req.max_val_interactions ?? 0) || 0),
-      output: "argmax",
-      device: using.device ?? parseDevice(req.device),
-      ...(threads === undefined ? {} : { threads }),
-    });
+  ) {
+    const [pipe, clickTransforms] = [this.valPreTransforms(), this.clickTransforms()];
+    return interactiveEvaluate({ network, items, req, device: using.device, pipe, clickTransforms, output: "argmax" });
   }
 
   initTransforms(autoStart = 0): Transform[] {

@@ -205,11 +205,11 @@ export interface InteractiveEvaluation {
   pipe: Transform[];
   /** After each forward pass (`pred` set): a new click where the prediction is wrong, signals. */
   clickTransforms: Transform[];
-  /** Rounds of forward pass + click before the scored prediction (MONAI's max_val_interactions). */
-  rounds: number;
   output: "sigmoid" | "argmax";
-  device: Device;
-  threads?: number;
+  /** The request: `max_val_interactions` (rounds of forward pass + click before the scored prediction), `device`
+   * (unless `device` is given) and `threads`. */
+  req: Record<string, unknown>;
+  device?: Device | undefined;
   keyProbability?: string;
 }
 
@@ -225,6 +225,9 @@ export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<num
   if (e.items.length === 0) {
     throw new Error("interactiveEvaluate: no items");
   }
+  const rounds = Math.max(0, Number(e.req.max_val_interactions ?? 0) || 0);
+  const device = e.device ?? parseDevice(e.req.device);
+  const threads = parseThreads(e.req.threads);
   const pipe = new Compose(e.pipe);
   const clicks = new Compose(e.clickTransforms);
   const seeds = new RandomState(4321);
@@ -239,10 +242,10 @@ export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<num
     const key = shape.join("x");
     let session = sessions.get(key);
     if (!session) {
-      const placed = await createPlacedSession(e.network.toOnnx({ inputShape: shape }), e.device, {
+      const placed = await createPlacedSession(e.network.toOnnx({ inputShape: shape }), device, {
         graphOptimizationLevel: "all",
         logSeverityLevel: 3,
-        ...(e.threads !== undefined ? { intraOpNumThreads: e.threads } : {}),
+        ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
         extra: { session: { set_denormal_as_zero: "1" } },
       });
       session = placed.session;
@@ -257,7 +260,7 @@ export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<num
       let d = (await pipe.call({ image: item.image, label: item.label })) as Data;
       const label = d.label as MetaTensor;
       const spatial = label.spatialShape;
-      for (let j = 0; j < e.rounds; j++) {
+      for (let j = 0; j < rounds; j++) {
         const pred = predFrom(await forward(d.image as MetaTensor), spatial, e.output);
         d = (await clicks.call({ ...d, pred, [e.keyProbability ?? "probability"]: 1 })) as Data;
       }
@@ -409,23 +412,14 @@ export class TrainDeepGrow extends BasicTrainTask {
    * Validation as MONAI's: the first click (fixed seed), then `max_val_interactions` rounds of a click where the
    * model errs; the Dice after the last counts.
    */
-  override async evaluate(
+  override evaluate(
     network: Network,
     items: TrainItem[],
     req: Record<string, unknown>,
     using: { device?: Device } = {},
-  ): Promise<number> {
-    const threads = parseThreads(req.threads);
-    return interactiveEvaluate({
-      network,
-      items,
-      pipe: this.valPreTransforms(),
-      clickTransforms: this.clickTransforms(),
-      rounds: Math.max(0, Number(req.max_val_interactions ?? 0) || 0),
-      output: "sigmoid",
-      device: using.device ?? parseDevice(req.device),
-      ...(threads === undefined ? {} : { threads }),
-    });
+  ) {
+    const [pipe, clickTransforms] = [this.valPreTransforms(), this.clickTransforms()];
+    return interactiveEvaluate({ network, items, req, device: using.device, pipe, clickTransforms, output: "sigmoid" });
   }
 
   /** The first clicks (fixed seed) and their signals: what validation starts from. */

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { differentiableOps } from "./autodiff.js";
+import { numel } from "./ir.js";
 import { decodeModel } from "./serialize.js";
 
 export interface ImportedParameters {
@@ -25,13 +26,14 @@ export function parameterRoles(
 ): Map<string, string> {
   const ordinal = new Map<number, number>();
   const seen = new Map<string, number>();
-  const readers = new Map<string, { node: number; input: number }[]>();
+  // The first node reading each value (a parameter's role is its first use).
+  const reader = new Map<string, { node: number; input: number }>();
   nodes.forEach((n, i) => {
     ordinal.set(i, seen.get(n.op) ?? 0);
     seen.set(n.op, (seen.get(n.op) ?? 0) + 1);
     n.inputs.forEach((name, input) => {
-      if (name) {
-        readers.set(name, [...(readers.get(name) ?? []), { node: i, input }]);
+      if (name && !reader.has(name)) {
+        reader.set(name, { node: i, input });
       }
     });
   });
@@ -39,7 +41,7 @@ export function parameterRoles(
   for (const name of names) {
     let value = name;
     for (let hops = 0; hops < 4; hops++) {
-      const r = readers.get(value)?.[0];
+      const r = reader.get(value);
       if (!r) {
         break;
       }
@@ -77,7 +79,7 @@ export function matchParameters(
     const role = wantedRoles.get(name);
     const alias = direct ? undefined : role === undefined ? undefined : byRole.get(role);
     const found = direct ?? (alias === undefined ? undefined : imported.parameters.get(alias));
-    if (found && found.data.length === shape.reduce((a, b) => a * b, 1)) {
+    if (found && found.data.length === numel(shape)) {
       out.set(name, { data: found.data, shape: [...shape] });
     } else if (direct) {
       out.set(name, direct); // a size mismatch: the strict load reports it with both shapes

@@ -183,8 +183,8 @@ const TILE = 16;
 /**
  * dst[(c * B + b) * A + a] = src[(a * B + b) * C + c] (offsets added): the C-order array [A, B, C] as the
  * C-order array [C, B, A]. Copied in TILE x TILE tiles of the (a, c) plane, so that both the reads and the
- * strided writes stay within a few cache lines at a time: about twice as fast on Colin27 as a plain loop, which
- * misses the cache on every strided access.
+ * strided writes stay within a few cache lines at a time, where a plain loop misses the cache on every strided
+ * access (bench/infer times both directions on Colin27: the toCOrder / fromCOrder rows).
  */
 function reverseAxes3(
   src: ArrayLike<number>,

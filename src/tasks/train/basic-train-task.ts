@@ -92,6 +92,14 @@ export interface TrainStats {
   device?: TrainPlacement;
 }
 
+/** What `BasicTrainTask.evaluation` gives an evaluation to run in. */
+export interface EvaluationScope {
+  pipe: Compose;
+  pool: SessionPool;
+  device: Device;
+  scratch: string;
+}
+
 export interface TrainPlacement {
   device: string;
   provider: string;
@@ -301,10 +309,13 @@ export abstract class BasicTrainTask extends TrainTask {
     batch: Batch<"image" | "label">,
     trainPost: Compose | null,
   ): Promise<number> {
-    return trainPost ? this.postDice(trainPost, pred, batch.image.shape, batch.label) : dice(pred, batch.label.data);
+    return trainPost
+      ? this.postDice(trainPost, pred, batch.image.shape, batch.label)
+      : thresholdedDice(pred, batch.label.data);
   }
 
-  private async sample(pipeline: Compose, item: TrainItem): Promise<{ image: MetaTensor; label: MetaTensor }> {
+  /** An item through `pipeline`, checked to leave tensors under image and label. */
+  protected async sample(pipeline: Compose, item: TrainItem): Promise<{ image: MetaTensor; label: MetaTensor }> {
     const d = (await pipeline.call({ image: item.image, label: item.label })) as Data;
     const image = d.image;
     const label = d.label;
@@ -366,7 +377,9 @@ export abstract class BasicTrainTask extends TrainTask {
       // exporter renamed (torch's reshaped PReLU slopes); other initializers of the file are graph constants. A
       // parameter found neither way is an error that names it.
       const own = network.parameters();
-      const roles = parameterRoles(network.toGraph({ inputShape }).nodes, own.keys());
+      const renamed = [...own.keys()].some((name) => !start.parameters.has(name));
+      // Roles need the network's graph: built only when some name is missing from the file.
+      const roles = renamed ? parameterRoles(network.toGraph({ inputShape }).nodes, own.keys()) : new Map();
       network.loadParameters(matchParameters(start, own, roles), { strict: true });
     }
     const step = buildTrainStep({
@@ -497,6 +510,19 @@ export abstract class BasicTrainTask extends TrainTask {
     req: Record<string, unknown>,
     using: { pool?: SessionPool; device?: Device } = {},
   ): Promise<number> {
+    return this.evaluation(items, req, using, (scope) => this.evaluateIn(network, items, req, scope));
+  }
+
+  /**
+   * What an `evaluate` runs in: valPreTransforms as one Compose, the session pool (the caller's, or one of its
+   * own closed afterwards), the device, and a scratch folder for the forward graphs, removed afterwards.
+   */
+  protected async evaluation<T>(
+    items: TrainItem[],
+    req: Record<string, unknown>,
+    using: { pool?: SessionPool; device?: Device },
+    fn: (scope: EvaluationScope) => Promise<T>,
+  ): Promise<T> {
     if (items.length === 0) {
       throw new InvalidInputError("nothing to evaluate: no items");
     }
@@ -505,7 +531,7 @@ export abstract class BasicTrainTask extends TrainTask {
     const device = using.device ?? parseDevice(req.device);
     const scratch = await mkdtemp(join(tmpdir(), "labelgraph-val-"));
     try {
-      return await this.evaluateIn(network, pipe, items, req, pool, scratch, device);
+      return await fn({ pipe, pool, device, scratch });
     } finally {
       if (!using.pool) {
         await pool.close({ force: true });
@@ -516,12 +542,9 @@ export abstract class BasicTrainTask extends TrainTask {
 
   private async evaluateIn(
     network: Network,
-    pipe: Compose,
     val: TrainItem[],
     req: Record<string, unknown>,
-    pool: SessionPool,
-    scratch: string,
-    device: Device,
+    { pipe, pool, device, scratch }: EvaluationScope,
   ): Promise<number> {
     const valBatchSize = Math.max(1, Number(req.val_batch_size) || 1);
     const version = `${Date.now()}-${Math.random()}`;
@@ -561,7 +584,7 @@ export abstract class BasicTrainTask extends TrainTask {
       );
       const perOut = out.data.length / batch.length;
       batch.forEach(({ label }, b) => {
-        sum += dice(out.data.subarray(b * perOut, (b + 1) * perOut), toCOrder(label));
+        sum += thresholdedDice(out.data.subarray(b * perOut, (b + 1) * perOut), toCOrder(label));
       });
     };
     for (const item of val) {
@@ -600,7 +623,7 @@ export abstract class BasicTrainTask extends TrainTask {
       const target = fromCOrder(label.data.subarray(i * perLabel, (i + 1) * perLabel), label.shape.slice(1));
       const d = (await post.call({ pred, label: target })) as Data;
       const p = d.pred instanceof MetaTensor ? d.pred.data : pred.data;
-      sum += dice(p, target.data, 0);
+      sum += thresholdedDice(p, target.data, 0);
     }
     return sum / n;
   }
@@ -638,13 +661,16 @@ export function parseThreads(value: unknown): number | undefined {
   return n;
 }
 
-/** Dice of sigmoid(logits) > 0.5 against a 0/1 target (one channel), as MONAI's DiceMetric on thresholded output. */
-function dice(logits: Float32Array, target: Float32Array, threshold = 0): number {
+/**
+ * Dice of `pred > threshold` (default 0: sigmoid(logits) > 0.5) against a 0/1 target (one channel), as MONAI's
+ * DiceMetric on thresholded output; 1 when both are empty.
+ */
+export function thresholdedDice(pred: ArrayLike<number>, target: ArrayLike<number>, threshold = 0): number {
   let inter = 0;
   let p = 0;
   let t = 0;
-  for (let i = 0; i < logits.length; i++) {
-    const a = (logits[i] ?? 0) > threshold ? 1 : 0;
+  for (let i = 0; i < pred.length; i++) {
+    const a = (pred[i] ?? 0) > threshold ? 1 : 0;
     const b = (target[i] ?? 0) > 0.5 ? 1 : 0;
     inter += a * b;
     p += a;

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Batch } from "../../data/loader.js";
 import { InvalidInputError } from "../../errors.js";
@@ -8,9 +7,9 @@ import type { Value } from "../../graph/ir.js";
 import { crossEntropyLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import { fixedBatchPredictor, withPredictor } from "../../runtime/predictor.js";
-import { type Device, parseDevice } from "../../runtime/providers.js";
-import { SessionPool } from "../../runtime/session-pool.js";
-import { Compose, type Data, MapTransform, type MapTransformOptions } from "../../transforms/compose.js";
+import type { Device } from "../../runtime/providers.js";
+import type { SessionPool } from "../../runtime/session-pool.js";
+import { type Data, MapTransform, type MapTransformOptions } from "../../transforms/compose.js";
 import { MetaTensor, toCOrder } from "../../transforms/tensor.js";
 import { BasicTrainTask, DEFAULT_TRAIN_CONFIG, type TrainItem } from "./basic-train-task.js";
 
@@ -137,38 +136,25 @@ export abstract class ClassificationTrainTask extends BasicTrainTask {
   }
 
   /** Accuracy over `items` (valPreTransforms, images of one shape), `val_batch_size` images per forward run. */
-  override async evaluate(
+  override evaluate(
     network: Network,
     items: TrainItem[],
     req: Record<string, unknown>,
     using: { pool?: SessionPool; device?: Device } = {},
   ): Promise<number> {
-    if (items.length === 0) {
-      throw new InvalidInputError("nothing to evaluate: no items");
-    }
     const valBatchSize = Math.max(1, Number(req.val_batch_size) || 1);
-    const device = using.device ?? parseDevice(req.device);
-    const pool = using.pool ?? new SessionPool({});
-    const pipe = new Compose(this.valPreTransforms(req));
-    const scratch = await mkdtemp(join(tmpdir(), "labelgraph-val-cls-"));
-    let imageShape: number[] | null = null;
-    let path = "";
-    let correct = 0;
-    try {
+    return this.evaluation(items, req, using, async ({ pipe, pool, device, scratch }) => {
+      const path = join(scratch, "val.onnx");
+      let imageShape: number[] | null = null;
+      let correct = 0;
       for (let start = 0; start < items.length; start += valBatchSize) {
         const batch = items.slice(start, start + valBatchSize);
         const images: Float32Array[] = [];
         const labels = new Float32Array(batch.length);
         for (const [b, item] of batch.entries()) {
-          const d = (await pipe.call({ image: item.image, label: item.label })) as Data;
-          const image = d.image;
-          const label = d.label;
-          if (!(image instanceof MetaTensor) || !(label instanceof MetaTensor)) {
-            throw new InvalidInputError("val pre-transforms must leave tensors under image and label");
-          }
+          const { image, label } = await this.sample(pipe, item);
           if (imageShape === null) {
             imageShape = image.shape;
-            path = join(scratch, "val.onnx");
             await writeFile(path, network.toOnnx({ inputShape: [valBatchSize, ...imageShape] }));
           } else if (image.shape.join() !== imageShape.join()) {
             throw new InvalidInputError(
@@ -189,13 +175,8 @@ export abstract class ClassificationTrainTask extends BasicTrainTask {
         );
         correct += countCorrect(logits.data, labels, this.labels.length);
       }
-    } finally {
-      if (!using.pool) {
-        await pool.close({ force: true });
-      }
-      await rm(scratch, { recursive: true, force: true });
-    }
-    return correct / items.length;
+      return correct / items.length;
+    });
   }
 }
 

@@ -30,6 +30,7 @@ import {
   type IterationContext,
   parseThreads,
   type TrainItem,
+  thresholdedDice,
 } from "./basic-train-task.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -210,7 +211,6 @@ export interface InteractiveEvaluation {
    * (unless `device` is given) and `threads`. */
   req: Record<string, unknown>;
   device?: Device | undefined;
-  keyProbability?: string;
 }
 
 /**
@@ -262,10 +262,11 @@ export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<num
       const spatial = label.spatialShape;
       for (let j = 0; j < rounds; j++) {
         const pred = predFrom(await forward(d.image as MetaTensor), spatial, e.output);
-        d = (await clicks.call({ ...d, pred, [e.keyProbability ?? "probability"]: 1 })) as Data;
+        d = (await clicks.call({ ...d, pred, probability: 1 })) as Data;
       }
       const last = predFrom(await forward(d.image as MetaTensor), spatial, e.output);
-      sum += meanForegroundDice(last.data, label.data, e.output);
+      sum +=
+        e.output === "sigmoid" ? thresholdedDice(last.data, label.data, 0.5) : meanLabelDice(last.data, label.data);
     }
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.release()));
@@ -273,10 +274,9 @@ export async function interactiveEvaluate(e: InteractiveEvaluation): Promise<num
   return sum / e.items.length;
 }
 
-/** Mean Dice over the labels present (sigmoid output: one label, p > 0.5; argmax output: every value >= 1). */
-function meanForegroundDice(pred: Float32Array, label: Float32Array, output: "sigmoid" | "argmax"): number {
-  const values =
-    output === "sigmoid" ? [1] : [...new Set(Array.from(label).map((v) => Math.round(v)))].filter((v) => v >= 1);
+/** Mean Dice over the label values >= 1 the label holds (1 when it holds none), of an argmax prediction. */
+function meanLabelDice(pred: Float32Array, label: Float32Array): number {
+  const values = [...new Set(Array.from(label, (v) => Math.round(v)))].filter((v) => v >= 1);
   if (values.length === 0) {
     return 1;
   }
@@ -286,8 +286,8 @@ function meanForegroundDice(pred: Float32Array, label: Float32Array, output: "si
     let p = 0;
     let t = 0;
     for (let i = 0; i < pred.length; i++) {
-      const a = output === "sigmoid" ? pred[i]! > 0.5 : Math.round(pred[i]!) === v;
-      const b = output === "sigmoid" ? label[i]! > 0.5 : Math.round(label[i]!) === v;
+      const a = Math.round(pred[i]!) === v;
+      const b = Math.round(label[i]!) === v;
       inter += a && b ? 1 : 0;
       p += a ? 1 : 0;
       t += b ? 1 : 0;
@@ -422,15 +422,9 @@ export class TrainDeepGrow extends BasicTrainTask {
     return interactiveEvaluate({ network, items, req, device: using.device, pipe, clickTransforms, output: "sigmoid" });
   }
 
-  /** The first clicks (fixed seed) and their signals: what validation starts from. */
+  /** Load and resize, then the first clicks and their signals: what validation starts from (seeded there). */
   valPreTransforms(): Transform[] {
-    const init = this.initTransforms();
-    for (const t of init) {
-      if (isRandomizable(t)) {
-        t.setRandomState(1234);
-      }
-    }
-    return [...(this.loadTransforms() as Transform[]), ...init];
+    return [...(this.loadTransforms() as Transform[]), ...this.initTransforms()];
   }
 
   initTransforms(): Transform[] {

@@ -53,18 +53,19 @@ export async function trainJob(
     const maxEpochs = Number({ ...task.config(), ...(params.params ?? {}) }.max_epochs) || 1;
     const history: TrainingEvent[] = [];
     const warnings: string[] = [];
+    // The metrics so far (and any warnings) live in the job row, so they outlive the process.
+    const report = () => ctx.report(warnings.length > 0 ? { history, warnings } : { history });
     // E.g. CUDA asked for and the CPU used: kept with the job's metrics and shown as its progress message.
     const warn = (message: string) => {
       warnings.push(message);
-      ctx.report({ history, warnings });
+      report();
       ctx.progress(0, message);
     };
     const emit = (event: TrainingEvent) => {
       history.push(event);
       deps.pubsub.publish("training:progress", { ...event, jobId: ctx.id, model: params.model });
       if (event.kind === "epoch") {
-        // The metrics so far live in the job row, so they outlive the process.
-        ctx.report(warnings.length > 0 ? { history, warnings } : { history });
+        report();
         if (event.bestEpoch === event.epoch) {
           deps.onPublished?.(params.model);
         }

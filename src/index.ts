@@ -4,6 +4,7 @@
  * "labelgraph" specifier to this file wherever the app folder lives.
  */
 export * from "./app/label-app.js";
+export { type ImportedParameters, importOnnxParameters } from "./graph/import.js";
 export * from "./inferers/index.js";
 export * from "./io/load.js";
 export {

@@ -2,13 +2,14 @@
  * bench/interactive: the radiology app's interactive models (apps/radiology/model) on held-out Colin27 data.
  *
  *   npm run bench:interactive -- [--models deepgrow_2d,deepgrow_3d,deepedit] [--clicks 0,1,3,5,10]
- *       [--repeats 30] [--model-dir apps/radiology/model] [--data test/fixtures/.cache]
+ *       [--repeats 30] [--model-dir apps/radiology/model] [--data test/fixtures/.cache] [--regions split|xor]
  *
  * 1. Dice against the number of simulated clicks on the held-out items (34 axial slices for deepgrow_2d; 2 slabs
  *    of 16 slices for deepgrow_3d and deepedit; apps/radiology/lib/interactive.ts cuts them): the simulated
  *    annotator puts each new click at the centre of the largest error region (foreground where the mask misses
- *    brain, background where it overshoots; bench/interactive/lib.ts) and the model reruns with all clicks so
- *    far. 0 clicks: DeepEdit's automatic mode; deepgrow has none (empty mask, Dice 0). Runs in-process.
+ *    brain, background where it overshoots; missed and extra regions apart, as MONAI's FindDiscrepancyRegionsd
+ *    has them, or with --regions xor one error map; bench/interactive/lib.ts) and the model reruns with all
+ *    clicks so far. 0 clicks: DeepEdit's automatic mode; deepgrow has none (empty mask, Dice 0). Runs in-process.
  * 2. The click-to-mask round trip through GraphQL on a real server (SQLite, fs store, inference workers as
  *    configured by default): runInference with one foreground click on a held-out slice (or slab), saveLabel
  *    false, then the download of the mask from the returned URL; median and p90 of --repeats after 3 warm-ups.
@@ -26,7 +27,7 @@ import { createLogger } from "../../src/logger.js";
 import { SessionPool } from "../../src/runtime/session-pool.js";
 import { buildServer } from "../../src/server.js";
 import type { BasicInferTask } from "../../src/tasks/infer/basic-infer-task.js";
-import { dice, median, nextClick, table } from "./lib.js";
+import { dice, type ErrorRegions, median, nextClick, table } from "./lib.js";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const { values: args } = parseArgs({
@@ -36,12 +37,17 @@ const { values: args } = parseArgs({
     repeats: { type: "string", default: "30" },
     "model-dir": { type: "string", default: join(REPO, "apps/radiology/model") },
     data: { type: "string", default: join(REPO, "test/fixtures/.cache") },
+    regions: { type: "string", default: "split" },
   },
 });
 const MODELS = args.models.split(",");
 const CLICKS = args.clicks.split(",").map(Number);
 const REPEATS = Number(args.repeats);
 const MAX_CLICKS = Math.max(...CLICKS);
+if (args.regions !== "split" && args.regions !== "xor") {
+  throw new Error(`--regions: split or xor, got ${args.regions}`);
+}
+const REGIONS: ErrorRegions = args.regions;
 const progress = (msg: string) => process.stderr.write(`[bench:interactive] ${msg}\n`);
 
 type Clicks = { foreground: number[][]; background: number[][] };
@@ -78,7 +84,7 @@ async function simulate(task: BasicInferTask, pool: SessionPool, model: string, 
     if (n === MAX_CLICKS) {
       break;
     }
-    const click = nextClick(pred, label.data, spatial);
+    const click = nextClick(pred, label.data, spatial, REGIONS);
     if (click) {
       clicks[click.kind].push(click.point);
       const r = await infer(task, pool, model, item.image, clicks);
@@ -232,7 +238,8 @@ try {
     deepedit: split.test3d[0]!,
   });
   console.log(
-    "\nMean Dice on held-out Colin27 items after N simulated clicks (each at the centre of the largest error region;" +
+    "\nMean Dice on held-out Colin27 items after N simulated clicks (each at the centre of the largest error region," +
+      ` error regions ${REGIONS};` +
       "\n0 clicks = DeepEdit's automatic mode; slices 181x217 (z // 8 % 4 == 3), slabs 181x217x16 at z 48 and 112)\n",
   );
   console.log(

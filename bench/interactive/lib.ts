@@ -32,18 +32,58 @@ export interface Click {
 }
 
 /**
- * The simulated annotator's next click: the largest connected error region (label XOR prediction, 8/26-
- * connected), clicked at its centre, i.e. its voxel farthest from the region's border (chessboard distance,
- * first in scan order on ties). Null when prediction and label agree.
+ * How the simulated annotator sees errors: "split" (default) as MONAI's FindDiscrepancyRegionsd does, missed
+ * regions (label, not predicted) apart from extra ones (predicted, not label), so that a region is one kind of
+ * error and one kind of click fixes it; "xor" as one error map (label XOR prediction), where a missed sliver
+ * touching an extra one makes a single region and the click's kind is that of its centre voxel.
  */
-export function nextClick(pred: ArrayLike<number>, label: ArrayLike<number>, spatial: readonly number[]): Click | null {
+export type ErrorRegions = "split" | "xor";
+
+/**
+ * The simulated annotator's next click: the largest connected error region (8/26-connected; see
+ * ErrorRegions), clicked at its centre, i.e. its voxel farthest from the region's border (chessboard distance,
+ * first in scan order on ties; a missed region before an extra one of the same size). Null when prediction and
+ * label agree.
+ */
+export function nextClick(
+  pred: ArrayLike<number>,
+  label: ArrayLike<number>,
+  spatial: readonly number[],
+  regions: ErrorRegions = "split",
+): Click | null {
+  const on = (v: number | undefined) => ((v ?? 0) > 0.5 ? 1 : 0);
+  const errors = (keep: (p: number, l: number) => boolean) =>
+    Uint8Array.from({ length: label.length }, (_, i) => (keep(on(pred[i]), on(label[i])) ? 1 : 0));
+  if (regions === "xor") {
+    const c = centreOfLargest(
+      errors((p, l) => p !== l),
+      spatial,
+    );
+    if (!c) {
+      return null;
+    }
+    const at = c.point.reduce((acc, v, a) => acc + v * spatial.slice(0, a).reduce((x, y) => x * y, 1), 0);
+    return { kind: on(label[at]) ? "foreground" : "background", ...c };
+  }
+  const missed = centreOfLargest(
+    errors((p, l) => l === 1 && p === 0),
+    spatial,
+  );
+  const extra = centreOfLargest(
+    errors((p, l) => l === 0 && p === 1),
+    spatial,
+  );
+  if (missed && (!extra || missed.size >= extra.size)) {
+    return { kind: "foreground", ...missed };
+  }
+  return extra ? { kind: "background", ...extra } : null;
+}
+
+/** The largest connected region of `mask` and its centre (see nextClick); null when the mask is empty. */
+function centreOfLargest(mask: Uint8Array, spatial: readonly number[]): Omit<Click, "kind"> | null {
   const shape = [spatial[0] ?? 1, spatial[1] ?? 1, spatial[2] ?? 1] as Shape3;
   const rank = spatial.length;
-  const error = new Uint8Array(label.length);
-  for (let i = 0; i < label.length; i++) {
-    error[i] = ((pred[i] ?? 0) > 0.5 ? 1 : 0) !== ((label[i] ?? 0) > 0.5 ? 1 : 0) ? 1 : 0;
-  }
-  const { labels, sizes } = labelComponents(error, shape, rank, rank);
+  const { labels, sizes } = labelComponents(mask, shape, rank, rank);
   if (sizes.length === 0) {
     return null;
   }
@@ -59,12 +99,15 @@ export function nextClick(pred: ArrayLike<number>, label: ArrayLike<number>, spa
   const [PX, PY, PZ] = [p(X, 0), p(Y, 1), p(Z, 2)];
   const o = [1, 1, 1].map((v, a) => (a < rank ? v : 0)) as [number, number, number];
   const padded = new Uint8Array(PX * PY * PZ);
+  const paddedIndex = (i: number) => {
+    const x = i % X;
+    const y = Math.floor(i / X) % Y;
+    const z = Math.floor(i / (X * Y));
+    return x + o[0] + PX * (y + o[1] + PY * (z + o[2]));
+  };
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] === biggest + 1) {
-      const x = i % X;
-      const y = Math.floor(i / X) % Y;
-      const z = Math.floor(i / (X * Y));
-      padded[x + o[0] + PX * (y + o[1] + PY * (z + o[2]))] = 1;
+      padded[paddedIndex(i)] = 1;
     }
   }
   const dist = distanceTransformCdt(padded, [PX, PY, PZ]);
@@ -72,10 +115,7 @@ export function nextClick(pred: ArrayLike<number>, label: ArrayLike<number>, spa
   let at = 0;
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] === biggest + 1) {
-      const x = i % X;
-      const y = Math.floor(i / X) % Y;
-      const z = Math.floor(i / (X * Y));
-      const v = dist[x + o[0] + PX * (y + o[1] + PY * (z + o[2]))]!;
+      const v = dist[paddedIndex(i)]!;
       if (v > best) {
         best = v;
         at = i;
@@ -83,7 +123,7 @@ export function nextClick(pred: ArrayLike<number>, label: ArrayLike<number>, spa
     }
   }
   const point = [at % X, Math.floor(at / X) % Y, Math.floor(at / (X * Y))].slice(0, rank);
-  return { kind: (label[at] ?? 0) > 0.5 ? "foreground" : "background", point, size: sizes[biggest]!, depth: best };
+  return { point, size: sizes[biggest]!, depth: best };
 }
 
 export function median(xs: readonly number[]): number {

@@ -3,12 +3,13 @@
  * sizes, infer and train tasks, and the Colin27 data as the training script and the bench cut it (2D axial
  * slices split as shared/reference/data.md says; 3D slabs of 16 axial slices, split by blocks the same way).
  */
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import {
   InferDeepEdit,
   InferDeepGrow2D,
   InferDeepGrow3D,
+  importOnnxParameters,
   loadImage,
   saveImage,
   TrainDeepEdit,
@@ -22,7 +23,8 @@ export const LABELS = { brain: 1, background: 0 };
 export const DEEPGROW_2D = { modelSize: [160, 192], spatialSize: [256, 256] };
 /** 3D: a box of 16 axial slices around the clicks, in-plane halved. */
 export const DEEPGROW_3D = { modelSize: [88, 104, 16], spatialSize: [192, 224, 16] };
-export const DEEPEDIT = { modelSize: [88, 104, 16], spatialSize: [192, 224, 16] };
+/** DeepEdit: DeepGrow 3D's box, and its click sigma (its weights start from DeepGrow 3D's, deepEditFromDeepGrow). */
+export const DEEPEDIT = { modelSize: [88, 104, 16], spatialSize: [192, 224, 16], sigma: 2 };
 
 export const deepgrow2dNetwork = () =>
   new UNet({
@@ -59,6 +61,50 @@ export const deepeditNetwork = () =>
     act: "RELU",
     seed: 29,
   });
+
+/**
+ * DeepEdit's starting point made from a trained DeepGrow 3D model (`deepgrowPath`), written to `outPath` (atomically)
+ * for TrainDeepEdit to fine-tune: the two networks are the same UNet with the same inputs (image, brain clicks,
+ * background clicks) but for the head, where DeepGrow's one logit z (sigmoid) becomes DeepEdit's two, [-z/2, z/2]
+ * (softmax over background, brain), which gives the same brain probability sigmoid(z). DeepEdit trained from
+ * scratch learns its automatic mode from the image alone and comes out blind to clicks (a background click in the
+ * middle of the brain changed 0.2% of the mask); starting from a network that needs its clicks keeps them in use.
+ */
+export async function deepEditFromDeepGrow(deepgrowPath: string, outPath: string): Promise<void> {
+  const source = await importOnnxParameters(deepgrowPath);
+  const network = deepeditNetwork();
+  const own = network.parameters();
+  const entries = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const [name, { shape }] of own) {
+    const from = source.parameters.get(name);
+    if (!from) {
+      throw new Error(`deepEditFromDeepGrow: ${deepgrowPath} has no parameter ${name}`);
+    }
+    // The head: the one axis where DeepGrow has 1 output channel and DeepEdit 2 (a ConvTranspose weight
+    // [in, out, ...k], or a bias [out]).
+    const axis = shape.findIndex((n, i) => n === 2 && from.shape[i] === 1);
+    if (axis < 0) {
+      entries.set(name, { data: from.data, shape: [...shape] });
+      continue;
+    }
+    const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    const data = new Float32Array(outer * 2 * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        const z = from.data[o * inner + i]!;
+        data[(o * 2 + 0) * inner + i] = -z / 2; // background
+        data[(o * 2 + 1) * inner + i] = z / 2; // brain
+      }
+    }
+    entries.set(name, { data, shape: [...shape] });
+  }
+  network.loadParameters(entries);
+  await mkdir(dirname(outPath), { recursive: true });
+  const tmp = `${outPath}.tmp-${process.pid}`;
+  await writeFile(tmp, network.toOnnx({ inputShape: [1, 3, ...DEEPEDIT.modelSize] }));
+  await rename(tmp, outPath);
+}
 
 /** The file name of a shipped (pre-trained) model: apart from what a trainer publishes as `<name>.onnx`. */
 export const shippedModelFile = (name: string) => `pretrained_${name}.onnx`;
@@ -112,6 +158,7 @@ export function interactiveTrainers(modelDir: string, publishDir = modelDir, loa
       network: deepeditNetwork,
       labelNames: LABELS,
       modelSize: DEEPEDIT.modelSize,
+      sigma: DEEPEDIT.sigma,
       // Half the clicked batches start from the automatic mode, so clicks learn to correct its prediction.
       config: {
         learning_rate: 3e-3,

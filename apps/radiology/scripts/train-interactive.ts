@@ -4,6 +4,7 @@
  *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
  *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
  *       [--interactions N] [--lr 3e-3] [--click-prob 0.5] [--auto-start 0.5] [--resume] [--threads N]
+ *       [--from-deepgrow]
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
@@ -33,7 +34,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { TrainingEvent } from "labelgraph";
-import { interactiveTrainers, shippedModelFile, writeColinItems } from "../lib/interactive.js";
+import { deepEditFromDeepGrow, interactiveTrainers, shippedModelFile, writeColinItems } from "../lib/interactive.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +49,8 @@ const { values: args } = parseArgs({
     "click-prob": { type: "string" },
     "auto-start": { type: "string" },
     resume: { type: "boolean", default: false },
+    /** DeepEdit: start from the shipped DeepGrow 3D model (deepEditFromDeepGrow) instead of from scratch. */
+    "from-deepgrow": { type: "boolean", default: false },
     /** Intra-op threads per training (default all cores), e.g. to run two side by side. */
     threads: { type: "string" },
   },
@@ -76,6 +79,10 @@ try {
       await mkdir(dirname(task.publishPath), { recursive: true });
       await copyFile(target, task.publishPath);
       log(`${name}: resuming from ${target}`);
+    } else if (name === "deepedit" && args["from-deepgrow"]) {
+      const deepgrow = join(resolve(args.out), shippedModelFile("deepgrow_3d"));
+      await deepEditFromDeepGrow(deepgrow, task.publishPath);
+      log(`${name}: starting from ${deepgrow} (its head split into DeepEdit's two classes)`);
     }
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), minutes * 60_000);

@@ -14,6 +14,13 @@ import { createPlacedSession, type Device, type PlacedSession, type ProviderProb
 import type { Network, ParameterEntry } from "./module.js";
 import type { LRSchedule, Optimizer, ParamSlot } from "./optim.js";
 
+/**
+ * A loss in the training graph: the network's output (logits) against the target; `input` is the image batch
+ * the network saw (e.g. its click channels, for a loss that weighs voxels near the clicks), a constant to the
+ * gradients.
+ */
+export type LossFunction = (g: GraphBuilder, pred: Value, target: Value, input: Value) => Value;
+
 export interface TrainStepOptions {
   network: Network;
   /** [N, C, ...spatial] of the image batch. */
@@ -21,7 +28,7 @@ export interface TrainStepOptions {
   /** Shape of the label batch. */
   targetShape: readonly number[];
   /** Adds the loss of the network output (logits) against the target; must be a single value. */
-  loss: (g: GraphBuilder, pred: Value, target: Value) => Value;
+  loss: LossFunction;
   optimizer: Optimizer;
   /** Graph input names, default "image" and "label". */
   inputName?: string;
@@ -84,7 +91,7 @@ export function buildTrainStep(options: TrainStepOptions): TrainStep {
   const lr = g.input("optim/lr", "float32", []);
   const step = g.input("optim/step", "float32", []);
   const pred = network.build(g, x);
-  const loss = options.loss(g, pred, y);
+  const loss = options.loss(g, pred, y, x);
   if (numel(loss.shape) !== 1 || loss.dtype !== "float32") {
     throw new Error(`buildTrainStep: the loss must be one float32 value, got ${loss.dtype} ${formatShape(loss.shape)}`);
   }

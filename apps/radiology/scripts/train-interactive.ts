@@ -4,7 +4,7 @@
  *   npx tsx apps/radiology/scripts/train-interactive.ts [--models deepgrow_2d,deepgrow_3d,deepedit]
  *       [--minutes 4] [--data test/fixtures/.cache] [--out apps/radiology/model] [--seed 7]
  *       [--interactions N] [--lr 3e-3] [--click-prob 0.5] [--auto-start 0.5] [--resume] [--threads N]
- *       [--from-deepgrow]
+ *       [--from-deepgrow] [--click-loss W]
  *
  * Each model trains from scratch with its TrainDeepGrow / TrainDeepEdit task (simulated clicks) on the
  * training slices or slabs for --minutes of wall clock, then its best published ONNX is copied (atomically)
@@ -48,6 +48,8 @@ const { values: args } = parseArgs({
     /** DeepEdit: share of batches with simulated clicks, and of those that start from the automatic mode. */
     "click-prob": { type: "string" },
     "auto-start": { type: "string" },
+    /** DeepEdit: click_loss_weight (cross entropy around the clicks, TrainDeepEdit.lossFunction). */
+    "click-loss": { type: "string" },
     resume: { type: "boolean", default: false },
     /** DeepEdit: start from the shipped DeepGrow 3D model (deepEditFromDeepGrow) instead of from scratch. */
     "from-deepgrow": { type: "boolean", default: false },
@@ -98,6 +100,7 @@ try {
           ...(args.threads ? { threads: Number(args.threads) } : {}),
           ...(args["click-prob"] ? { deepgrow_probability_train: Number(args["click-prob"]) } : {}),
           ...(args["auto-start"] ? { auto_start_probability: Number(args["auto-start"]) } : {}),
+          ...(args["click-loss"] ? { click_loss_weight: Number(args["click-loss"]) } : {}),
         },
       },
       {

@@ -16,7 +16,7 @@ import { saveCheckpoint } from "../../nn/checkpoint.js";
 import { diceLoss } from "../../nn/losses.js";
 import type { Network } from "../../nn/module.js";
 import { Adam, type Optimizer } from "../../nn/optim.js";
-import { buildTrainStep, Trainer } from "../../nn/train-step.js";
+import { buildTrainStep, type LossFunction, Trainer } from "../../nn/train-step.js";
 import { fixedBatchPredictor, withPredictor } from "../../runtime/predictor.js";
 import { type Device, parseDevice } from "../../runtime/providers.js";
 import { SessionPool } from "../../runtime/session-pool.js";
@@ -237,7 +237,7 @@ export abstract class BasicTrainTask extends TrainTask {
   }
 
   /** MONAI's default for one-channel segmentation: Dice on sigmoid outputs. */
-  lossFunction(_req: Record<string, unknown>): (g: GraphBuilder, pred: Value, target: Value) => Value {
+  lossFunction(_req: Record<string, unknown>): LossFunction {
     return (g, pred, target) => diceLoss(g, pred, target, { sigmoid: true });
   }
 

@@ -11,7 +11,15 @@ import { TrainDeepEdit } from "../../../src/tasks/train/deepedit.js";
 
 const S = 8;
 const network = () =>
-  new UNet({ spatialDims: 2, inChannels: 3, outChannels: 2, channels: [4, 8], strides: [2], norm: "INSTANCE", seed: 3 });
+  new UNet({
+    spatialDims: 2,
+    inChannels: 3,
+    outChannels: 2,
+    channels: [4, 8],
+    strides: [2],
+    norm: "INSTANCE",
+    seed: 3,
+  });
 const task = () =>
   new TrainDeepEdit({
     modelDir: "/nonexistent",

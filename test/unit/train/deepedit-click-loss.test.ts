@@ -23,6 +23,7 @@ const network = () =>
 const task = () =>
   new TrainDeepEdit({
     modelDir: "/nonexistent",
+    description: "click loss",
     publishPath: "/nonexistent/model.onnx",
     network,
     labelNames: { brain: 1, background: 0 },

@@ -159,13 +159,17 @@ export function interactiveTrainers(modelDir: string, publishDir = modelDir, loa
       labelNames: LABELS,
       modelSize: DEEPEDIT.modelSize,
       sigma: DEEPEDIT.sigma,
-      // Half the clicked batches start from the automatic mode, so clicks learn to correct its prediction.
+      // The shipped model's recipe (scripts/train-interactive.ts): started from DeepGrow 3D, 70% of batches
+      // clicked, all of those from the automatic mode (so every click corrects it), 5 clicks each, and the cross
+      // entropy around the clicks added to the loss (click_loss_weight) so that the network keeps using them.
       config: {
-        learning_rate: 3e-3,
+        learning_rate: 1e-3,
         train_batch_size: 1,
         val_split: 0.1,
-        max_train_interactions: 3,
-        auto_start_probability: 0.5,
+        max_train_interactions: 5,
+        deepgrow_probability_train: 0.7,
+        auto_start_probability: 1,
+        click_loss_weight: 1,
       },
     }),
   };

@@ -3,22 +3,12 @@
  * annotator (each new click at the centre of the largest error region), and a printed table.
  */
 
-import { distanceTransformCdt } from "../../src/transforms/deepgrow.js";
+import { thresholdedDice } from "../../src/tasks/train/basic-train-task.js";
+import { discrepancy, distanceTransformCdt } from "../../src/transforms/deepgrow.js";
 import { labelComponents, type Shape3 } from "../../src/transforms/kernels.js";
 
-export function dice(pred: ArrayLike<number>, label: ArrayLike<number>): number {
-  let inter = 0;
-  let p = 0;
-  let t = 0;
-  for (let i = 0; i < label.length; i++) {
-    const a = (pred[i] ?? 0) > 0.5 ? 1 : 0;
-    const b = (label[i] ?? 0) > 0.5 ? 1 : 0;
-    inter += a * b;
-    p += a;
-    t += b;
-  }
-  return p + t === 0 ? 1 : (2 * inter) / (p + t);
-}
+/** Dice of pred > 0.5 against label > 0.5 (1 when both are empty), as validation scores it. */
+export const dice = (pred: ArrayLike<number>, label: ArrayLike<number>): number => thresholdedDice(pred, label, 0.5);
 
 export interface Click {
   /** "foreground" where the prediction missed the label, "background" where it overshot. */
@@ -51,36 +41,31 @@ export function nextClick(
   spatial: readonly number[],
   regions: ErrorRegions = "split",
 ): Click | null {
-  const on = (v: number | undefined) => ((v ?? 0) > 0.5 ? 1 : 0);
-  const errors = (keep: (p: number, l: number) => boolean) =>
-    Uint8Array.from({ length: label.length }, (_, i) => (keep(on(pred[i]), on(label[i])) ? 1 : 0));
+  // MONAI's discrepancy maps (src/transforms/deepgrow.ts): [missed, extra].
+  const [missedMask, extraMask] = discrepancy(label, pred, label.length);
   if (regions === "xor") {
     const c = centreOfLargest(
-      errors((p, l) => p !== l),
+      missedMask.map((m, i) => m | extraMask[i]!),
       spatial,
     );
-    if (!c) {
-      return null;
-    }
-    const at = c.point.reduce((acc, v, a) => acc + v * spatial.slice(0, a).reduce((x, y) => x * y, 1), 0);
-    return { kind: on(label[at]) ? "foreground" : "background", ...c };
+    return c && { kind: missedMask[c.index] ? "foreground" : "background", ...c.click };
   }
-  const missed = centreOfLargest(
-    errors((p, l) => l === 1 && p === 0),
-    spatial,
-  );
-  const extra = centreOfLargest(
-    errors((p, l) => l === 0 && p === 1),
-    spatial,
-  );
-  if (missed && (!extra || missed.size >= extra.size)) {
-    return { kind: "foreground", ...missed };
+  const missed = centreOfLargest(missedMask, spatial);
+  const extra = centreOfLargest(extraMask, spatial);
+  if (missed && (!extra || missed.click.size >= extra.click.size)) {
+    return { kind: "foreground", ...missed.click };
   }
-  return extra ? { kind: "background", ...extra } : null;
+  return extra && { kind: "background", ...extra.click };
 }
 
-/** The largest connected region of `mask` and its centre (see nextClick); null when the mask is empty. */
-function centreOfLargest(mask: Uint8Array, spatial: readonly number[]): Omit<Click, "kind"> | null {
+/**
+ * The largest connected region of `mask` and its centre (see nextClick), with the centre's flat index; null when
+ * the mask is empty.
+ */
+function centreOfLargest(
+  mask: Uint8Array,
+  spatial: readonly number[],
+): { click: Omit<Click, "kind">; index: number } | null {
   const shape = [spatial[0] ?? 1, spatial[1] ?? 1, spatial[2] ?? 1] as Shape3;
   const rank = spatial.length;
   const { labels, sizes } = labelComponents(mask, shape, rank, rank);
@@ -123,7 +108,7 @@ function centreOfLargest(mask: Uint8Array, spatial: readonly number[]): Omit<Cli
     }
   }
   const point = [at % X, Math.floor(at / X) % Y, Math.floor(at / (X * Y))].slice(0, rank);
-  return { point, size: sizes[biggest]!, depth: best };
+  return { click: { point, size: sizes[biggest]!, depth: best }, index: at };
 }
 
 export function median(xs: readonly number[]): number {

@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import { writeImage2d } from "../../src/io/image2d.js";
 import { readNifti } from "../../src/io/nifti.js";
 import { loadCheckpoint } from "../../src/nn/checkpoint.js";
+import { greyImage2d } from "../helpers/fixtures.js";
 import { startTestServer, type TestServer } from "../helpers/harness.js";
 
 type Row = Record<string, unknown>;
@@ -35,19 +36,7 @@ function sample(seed: number): { image: Uint8Array; mask: Uint8Array } {
   return { image, mask };
 }
 
-const volume = (data: Uint8Array) => ({
-  data,
-  shape: [N, N],
-  spacing: [1, 1],
-  affine: [
-    [1, 0, 0, 0],
-    [0, 1, 0, 0],
-    [0, 0, 1, 0],
-    [0, 0, 0, 1],
-  ],
-  dtype: "uint8",
-  meta: {},
-});
+const volume = (data: Uint8Array) => greyImage2d(data, N);
 
 /** Uploads `count` synthetic blob images (img0..), with a final label on the first `labeled` of them. */
 async function seedBlobs(s: TestServer, dir: string, count: number, labeled: number): Promise<void> {

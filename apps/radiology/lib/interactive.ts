@@ -67,8 +67,8 @@ export const deepeditNetwork = () =>
  * for TrainDeepEdit to fine-tune: the two networks are the same UNet with the same inputs (image, brain clicks,
  * background clicks) but for the head, where DeepGrow's one logit z (sigmoid) becomes DeepEdit's two, [-z/2, z/2]
  * (softmax over background, brain), which gives the same brain probability sigmoid(z). DeepEdit trained from
- * scratch learns its automatic mode from the image alone and comes out blind to clicks (a background click in the
- * middle of the brain changed 0.2% of the mask); starting from a network that needs its clicks keeps them in use.
+ * scratch learns its automatic mode from the image alone and comes out blind to clicks (apps/radiology/README.md
+ * gives the bench run); starting from a network that needs its clicks keeps them in use.
  */
 export async function deepEditFromDeepGrow(deepgrowPath: string, outPath: string): Promise<void> {
   const source = await importOnnxParameters(deepgrowPath);

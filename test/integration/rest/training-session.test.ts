@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeImage2d } from "../../../src/io/image2d.js";
+import { greyImage2d } from "../../helpers/fixtures.js";
 import { startTestServer, type TestServer } from "../../helpers/harness.js";
 import { call, pyMultipart } from "./client.js";
 
@@ -31,20 +32,7 @@ function sample(seed: number): { image: Uint8Array; mask: Uint8Array } {
   return { image, mask };
 }
 
-const png = (data: Uint8Array) =>
-  encodeImage2d({
-    data,
-    shape: [N, N],
-    spacing: [1, 1],
-    affine: [
-      [1, 0, 0, 0],
-      [0, 1, 0, 0],
-      [0, 0, 1, 0],
-      [0, 0, 0, 1],
-    ],
-    dtype: "uint8",
-    meta: {},
-  });
+const png = (data: Uint8Array) => encodeImage2d(greyImage2d(data, N));
 
 /**
  * An annotation session from OHIF v3 / QuPath against the training app: images uploaded with

@@ -11,6 +11,7 @@ import { BasicTrainTask, type TrainItem, type TrainingEvent } from "../../../src
 import type { Transform } from "../../../src/transforms/compose.js";
 import { ScaleIntensityd } from "../../../src/transforms/intensity.js";
 import { EnsureChannelFirstd, LoadImaged } from "../../../src/transforms/io.js";
+import { greyImage2d } from "../../helpers/fixtures.js";
 
 const PYTHON = "/usr/bin/python3";
 const torchAvailable = () => spawnSync(PYTHON, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
@@ -57,21 +58,8 @@ describe.skipIf(!torchAvailable())(
           mask[p] = inside ? 1 : 0;
           image[p] = inside ? 200 : 30 + ((p * 7) % 23);
         }
-        const vol = (data: Uint8Array) => ({
-          data,
-          shape: [32, 32],
-          spacing: [1, 1],
-          affine: [
-            [1, 0, 0, 0],
-            [0, 1, 0, 0],
-            [0, 0, 1, 0],
-            [0, 0, 0, 1],
-          ],
-          dtype: "uint8",
-          meta: {},
-        });
-        await writeImage2d(vol(image), join(dir, `i${i}.png`));
-        await writeImage2d(vol(mask), join(dir, `m${i}.png`));
+        await writeImage2d(greyImage2d(image, 32), join(dir, `i${i}.png`));
+        await writeImage2d(greyImage2d(mask, 32), join(dir, `m${i}.png`));
         items.push({ image: join(dir, `i${i}.png`), label: join(dir, `m${i}.png`) });
       }
     });
